@@ -1,0 +1,39 @@
+"""The ``syncd`` command line: the only place that prints or chooses an exit code.
+
+Each command group lives in its own module and is registered here.
+"""
+
+from __future__ import annotations
+
+import click
+
+from syncd import __version__
+from syncd.cli import emulator, files
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="syncd")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    envvar="SYNCD_CONFIG",
+    default="/etc/syncd/config.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="TOML configuration file (also SYNCD_CONFIG).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: str) -> None:
+    """Keep folders of training data in step with the Mistral AI Files API."""
+    ctx.obj = config_path
+
+
+cli.add_command(files.files)
+cli.add_command(emulator.emulator)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,8 @@
+"""`syncd emulator`: placeholder replaced by its implementation."""
+
+import click
+
+
+@click.group()
+def emulator() -> None:
+    """Not implemented yet."""

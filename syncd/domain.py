@@ -1,0 +1,47 @@
+"""Shared vocabulary: the states a local file moves through, and small value types.
+
+No I/O here; every layer may import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["MAX_UPLOAD_BYTES", "FileStat", "LocalState"]
+
+#: The Files API's per-file cap (512 MB, decimal as the API documents it).
+MAX_UPLOAD_BYTES = 512 * 1000 * 1000
+
+
+class LocalState(StrEnum):
+    """Where one local file stands. The state store is the queue: rows are the work."""
+
+    PENDING = "pending"
+    """Hashed and valid; waiting for its upload (``next_attempt_at``)."""
+    UPLOADING = "uploading"
+    """An upload intent is recorded and a request may be in flight (adopt before re-sending)."""
+    UPLOADED = "uploaded"
+    """This exact content is on the remote (``remote_file_id``)."""
+    QUARANTINED = "quarantined"
+    """Failed validation; not tried again until its content changes."""
+    FAILED = "failed"
+    """Gave up after ``max_attempts``; tried again when its content changes or on ``syncd retry``."""
+    UNSTABLE = "unstable"
+    """Changed while hashed, or unreadable for now; a later scan looks again."""
+    MISSING = "missing"
+    """Gone from disk; its remote file stays until retention says otherwise."""
+    EXPIRED = "expired"
+    """Its remote file was deleted by retention; not uploaded again unless the content changes."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileStat:
+    """The fingerprint that decides whether a file must be hashed again."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+    def same_as(self, other: FileStat | None) -> bool:
+        return other is not None and self == other
