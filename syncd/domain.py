@@ -26,7 +26,7 @@ class LocalState(StrEnum):
     QUARANTINED = "quarantined"
     """Failed validation; not tried again until its content changes."""
     FAILED = "failed"
-    """Gave up after ``max_attempts``; tried again when its content changes or on ``syncd retry``."""
+    """Gave up after ``max_attempts``; tried again when its content changes."""
     UNSTABLE = "unstable"
     """Changed while hashed, or unreadable for now; a later scan looks again."""
     MISSING = "missing"

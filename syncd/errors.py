@@ -71,7 +71,7 @@ class SyncdError(Exception):
 
 
 class ConfigError(SyncdError):
-    """The configuration cannot be used; the message names the key, the value and what is allowed."""
+    """The configuration cannot be used; the message names the key, value and what is allowed."""
 
 
 class StoreError(SyncdError):

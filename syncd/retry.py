@@ -51,7 +51,7 @@ def retry_delay(
     exponent = max(attempt, 1) - 1
     # Cap the exponent so huge attempt counts cannot overflow float arithmetic.
     ceiling = min(policy.initial * policy.multiplier ** min(exponent, 64), policy.maximum)
-    draw = (rng or random).random()  # noqa: S311 - jitter, not cryptography
+    draw = (rng or random).random()  # jitter, not cryptography
     return ceiling / 2 + draw * ceiling / 2
 
 
