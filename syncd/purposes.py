@@ -1,0 +1,86 @@
+"""What each Files API purpose accepts: file types, default include globs, content checks.
+
+One table, read by config (defaults for a folder's ``include``) and by validation (which
+extensions and which content check apply). The API's purpose enum is open, so an unknown purpose
+gets the permissive rule rather than an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "DEFAULT_EXCLUDE",
+    "KNOWN_PURPOSES",
+    "ContentCheck",
+    "PurposeRule",
+    "rule_for",
+]
+
+ContentCheck = Literal["fine-tune", "batch", "none"]
+
+#: Hidden files, editor backups and partial downloads are never data.
+DEFAULT_EXCLUDE: tuple[str, ...] = (
+    ".*",
+    "*~",
+    "#*#",
+    "*.tmp",
+    "*.part",
+    "*.partial",
+    "*.crdownload",
+    "*.swp",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeRule:
+    purpose: str
+    extensions: tuple[str, ...]
+    """Lower-case suffixes (with the dot) the API accepts; empty means any."""
+    content_check: ContentCheck
+
+    @property
+    def default_include(self) -> tuple[str, ...]:
+        return tuple(f"*{ext}" for ext in self.extensions) or ("*",)
+
+    def allows_name(self, name: str) -> bool:
+        lowered = name.lower()
+        return not self.extensions or lowered.endswith(self.extensions)
+
+
+_OCR_EXTENSIONS = (
+    ".pdf",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".avif",
+    ".docx",
+    ".pptx",
+    ".epub",
+    ".rtf",
+    ".odt",
+    ".ipynb",
+    ".tex",
+)
+_AUDIO_EXTENSIONS = (".mp3", ".wav", ".m4a", ".flac", ".ogg", ".opus", ".webm", ".aac")
+
+_RULES: dict[str, PurposeRule] = {
+    "fine-tune": PurposeRule("fine-tune", (".jsonl",), "fine-tune"),
+    "batch": PurposeRule("batch", (".jsonl",), "batch"),
+    "ocr": PurposeRule("ocr", _OCR_EXTENSIONS, "none"),
+    "audio": PurposeRule("audio", _AUDIO_EXTENSIONS, "none"),
+}
+
+#: Purposes with a known rule; others are accepted and uploaded without content checks.
+KNOWN_PURPOSES: tuple[str, ...] = tuple(_RULES)
+
+
+def rule_for(purpose: str) -> PurposeRule:
+    """The rule for ``purpose``; an unknown purpose accepts any file and checks no content."""
+    return _RULES.get(purpose, PurposeRule(purpose, (), "none"))
