@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from syncd import __version__
-from syncd.cli import emulator, files
+from syncd.cli import config_cmd, emulator, files, migrate_cmd, run_cmd, status_cmd, sync_cmd
 
 __all__ = ["main"]
 
@@ -31,8 +31,13 @@ def cli(ctx: click.Context, config_path: str) -> None:
     ctx.obj = config_path
 
 
+cli.add_command(run_cmd.run)
+cli.add_command(sync_cmd.sync)
+cli.add_command(status_cmd.status)
 cli.add_command(files.files)
+cli.add_command(migrate_cmd.migrate)
 cli.add_command(emulator.emulator)
+cli.add_command(config_cmd.check_config)
 
 
 def main() -> None:

@@ -1,0 +1,44 @@
+"""syncd's typed, streaming client for the Mistral Files API.
+
+::
+
+    from syncd.api import Mistral
+
+    with Mistral() as client:  # MISTRAL_API_KEY, MISTRAL_SERVER_URL
+        info = client.files.upload(file="train.jsonl", purpose="fine-tune")
+
+Errors are the :mod:`syncd.errors` tree; the key never appears in reprs, logs or exceptions.
+"""
+
+from syncd.api.client import DEFAULT_SERVER_URL, Mistral
+from syncd.api.files import Files
+from syncd.api.models import (
+    DeletedFile,
+    FileInfo,
+    FileList,
+    FilePurpose,
+    FileSignedURL,
+    FileVisibility,
+    RetrievedFile,
+    SampleType,
+    Source,
+)
+from syncd.api.requester import StreamedResponse
+from syncd.api.uploads import FileInput
+
+__all__ = [
+    "DEFAULT_SERVER_URL",
+    "DeletedFile",
+    "FileInfo",
+    "FileInput",
+    "FileList",
+    "FilePurpose",
+    "FileSignedURL",
+    "FileVisibility",
+    "Files",
+    "Mistral",
+    "RetrievedFile",
+    "SampleType",
+    "Source",
+    "StreamedResponse",
+]

@@ -1,0 +1,108 @@
+"""``Mistral``: the Files API client, shaped like the official SDK (``client.files.upload(...)``).
+
+It resolves the key and server URL (arguments, then ``MISTRAL_API_KEY`` / ``MISTRAL_SERVER_URL``,
+then the public API), owns or borrows one ``httpx.Client`` (TLS verification always on), and
+hands a :class:`~syncd.api.requester.Requester` to its resources. The key is kept out of every
+repr, log and exception.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+import httpx
+
+from syncd import __version__
+from syncd.api.files import Files
+from syncd.api.requester import Requester
+from syncd.errors import UsageError
+from syncd.retry import DEFAULT_RETRY_POLICY, RetryPolicy
+
+__all__ = [
+    "API_KEY_ENV",
+    "DEFAULT_SERVER_URL",
+    "DEFAULT_TIMEOUT_SECONDS",
+    "SERVER_URL_ENV",
+    "Mistral",
+]
+
+DEFAULT_SERVER_URL = "https://api.mistral.ai"
+API_KEY_ENV = "MISTRAL_API_KEY"
+SERVER_URL_ENV = "MISTRAL_SERVER_URL"
+#: The official SDK's per-call default: large uploads on slow links need minutes.
+DEFAULT_TIMEOUT_SECONDS = 300.0
+DEFAULT_USER_AGENT = f"syncd/{__version__}"
+
+
+class Mistral:
+    """A Files API client: ``Mistral(api_key=...).files.upload(file=..., purpose=...)``.
+
+    ``max_retries`` bounds in-call retries of 429, 5xx and transport failures (0 disables them:
+    the daemon schedules its own). ``sleep`` waits between retries (injectable for tests).
+    Use it as a context manager, or call :meth:`close`; an injected ``http_client`` is left open.
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        server_url: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        max_retries: int = 4,
+        retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
+        http_client: httpx.Client | None = None,
+        user_agent: str | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if not key or not key.strip():
+            raise UsageError(f"no API key: pass api_key= or set {API_KEY_ENV}")
+        url = (server_url or os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL).rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise UsageError(f"server URL must start with http:// or https://, got {url!r}")
+        if timeout <= 0:
+            raise UsageError(f"timeout must be positive, got {timeout}")
+        if max_retries < 0:
+            raise UsageError(f"max_retries must be 0 or more, got {max_retries}")
+        self.server_url = url
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(follow_redirects=True, timeout=timeout)
+        self._requester = Requester(
+            http=self._http,
+            server_url=url,
+            api_key=key.strip(),
+            user_agent=user_agent or DEFAULT_USER_AGENT,
+            timeout=timeout,
+            max_retries=max_retries,
+            retry_policy=retry_policy,
+            sleep=sleep,
+        )
+        self.files = Files(self._requester)
+        """The Files API: upload, list, iter_all, find_upload, retrieve, delete, download, ..."""
+
+    def __repr__(self) -> str:
+        return f"Mistral(server_url={self.server_url!r})"
+
+    @property
+    def max_retries(self) -> int:
+        """In-call retries per operation."""
+        return self._requester.max_retries
+
+    def close(self) -> None:
+        """Close the connection pool, unless the httpx client was injected."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Mistral:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,207 @@
+"""Sending one Files API request, and retrying an operation under the one retry policy.
+
+:class:`Requester` owns what every call shares: the base URL, the auth and default headers, the
+timeout, the httpx client, and the in-call retry loop (:meth:`Requester.retrying`), whose delays
+come from :func:`syncd.retry.retry_delay`. It knows nothing about files; :mod:`syncd.api.files`
+builds the calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+import pydantic
+import structlog
+
+from syncd.api.errormap import (
+    error_from_response,
+    parse_json_body,
+    translating_transport_errors,
+)
+from syncd.errors import ApiError
+from syncd.retry import RetryPolicy, is_retryable, retry_after_of, retry_delay
+
+__all__ = ["QueryParams", "Requester", "StreamedResponse"]
+
+QueryParams = Sequence[tuple[str, str | int]]
+T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=pydantic.BaseModel)
+
+_log = structlog.get_logger(__name__)
+
+
+def _always_sent() -> bool:
+    return True
+
+
+class Requester:
+    """Builds, sends and checks requests against one Files API server."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.Client,
+        server_url: str,
+        api_key: str,
+        user_agent: str,
+        timeout: float,
+        max_retries: int,
+        retry_policy: RetryPolicy,
+        sleep: Callable[[float], None],
+    ) -> None:
+        self._http = http
+        self.server_url = server_url
+        # The key lives only inside this header value; nothing prints headers.
+        self.__authorization = (
+            api_key if api_key.lower().startswith("bearer ") else f"Bearer {api_key}"
+        )
+        self._user_agent = user_agent
+        self._timeout = httpx.Timeout(timeout)
+        self.max_retries = max_retries
+        self.retry_policy = retry_policy
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"Requester(server_url={self.server_url!r})"
+
+    def url(self, path: str) -> str:
+        """Absolute URL of an API path; a path prefix in ``server_url`` is kept."""
+        return f"{self.server_url}{path}"
+
+    def build(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: QueryParams | None = None,
+        accept: str = "application/json",
+        content: Iterable[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Request:
+        """A request with auth, Accept and User-Agent set."""
+        all_headers = {
+            "Accept": accept,
+            "User-Agent": self._user_agent,
+            "Authorization": self.__authorization,
+            **(headers or {}),
+        }
+        return self._http.build_request(
+            method,
+            self.url(path),
+            params=list(params) if params else None,
+            headers=all_headers,
+            content=content,
+            timeout=self._timeout,
+        )
+
+    def send(
+        self, request: httpx.Request, *, body_sent: Callable[[], bool] = _always_sent
+    ) -> httpx.Response:
+        """Send once and read the answer; return it if 2xx, raise the mapped error otherwise."""
+        return self._send(request, stream=False, body_sent=body_sent)
+
+    def open_stream(self, request: httpx.Request) -> StreamedResponse:
+        """Send once; return the 2xx answer with its body still unread (the caller closes it).
+
+        Transport failures while the body is read raise ``ApiTransportError`` too.
+        """
+        response = self._send(request, stream=True, body_sent=_always_sent)
+        inner = response.stream
+        assert isinstance(inner, httpx.SyncByteStream)  # a sync client gives sync streams
+        url = str(response.request.url.copy_with(query=None))
+        return StreamedResponse(
+            response.status_code,
+            headers=response.headers,
+            stream=_TranslatedStream(inner, response.request.method, url),
+            request=response.request,
+            extensions=response.extensions,
+            history=response.history,
+        )
+
+    def _send(
+        self, request: httpx.Request, *, stream: bool, body_sent: Callable[[], bool]
+    ) -> httpx.Response:
+        url = str(request.url.copy_with(query=None))
+        with translating_transport_errors(request.method, url, body_sent=body_sent):
+            response = self._http.send(request, stream=stream, follow_redirects=True)
+            try:
+                if not response.is_success:
+                    response.read()
+            except BaseException:
+                response.close()
+                raise
+        if response.is_success:
+            return response
+        response.close()
+        raise error_from_response(response)
+
+    def send_json(
+        self,
+        request: httpx.Request,
+        model: type[ModelT],
+        *,
+        operation: str,
+        body_sent: Callable[[], bool] = _always_sent,
+    ) -> ModelT:
+        """Send once and parse the JSON answer as ``model``."""
+        response = self.send(request, body_sent=body_sent)
+        return parse_json_body(response, model, operation=operation)
+
+    def retrying(self, attempt: Callable[[], T], *, operation: str) -> T:
+        """Run ``attempt`` until it succeeds, fails for good, or ``max_retries`` retries are used.
+
+        Only retryable errors (429, 5xx, transport failures) are tried again, after
+        :func:`syncd.retry.retry_delay` seconds (the server's Retry-After wins).
+        """
+        failures = 0
+        while True:
+            try:
+                return attempt()
+            except ApiError as exc:
+                if not is_retryable(exc) or failures >= self.max_retries:
+                    raise
+                failures += 1
+                delay = retry_delay(failures, self.retry_policy, retry_after=retry_after_of(exc))
+                _log.debug(
+                    "api_call_retrying",
+                    operation=operation,
+                    attempt=failures,
+                    delay_s=round(delay, 3),
+                    error=str(exc),
+                    error_type=type(exc).__name__,
+                )
+                self._sleep(delay)
+
+
+class StreamedResponse(httpx.Response):
+    """A response whose body is streamed; also a context manager that closes it on exit."""
+
+    def __enter__(self) -> StreamedResponse:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _TranslatedStream(httpx.SyncByteStream):
+    """A streamed body whose transport failures surface as ``syncd.errors``, not httpx's."""
+
+    def __init__(self, inner: httpx.SyncByteStream, method: str, url: str) -> None:
+        self._inner = inner
+        self._method = method
+        self._url = url
+
+    def __iter__(self) -> Iterator[bytes]:
+        with translating_transport_errors(self._method, self._url, body_sent=_always_sent):
+            yield from self._inner
+
+    def close(self) -> None:
+        self._inner.close()

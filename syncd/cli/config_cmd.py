@@ -1,0 +1,144 @@
+"""``syncd check-config``: validate the config file and show what syncd would do with it.
+
+Shows where the API key comes from and whether it was found, never the key itself.
+Exit status 0 when the config is usable (warnings included), 78 (EX_CONFIG) when it is not.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from syncd import purposes
+from syncd.config import (
+    ApiKey,
+    Config,
+    FolderConfig,
+    find_api_key,
+    format_duration,
+    load_config,
+)
+from syncd.config.loader import DEFAULT_CONFIG_PATH
+from syncd.errors import ConfigError
+
+__all__ = ["check_config"]
+
+EXIT_CONFIG = os.EX_CONFIG  # 78: systemd's RestartPreventExitStatus= keeps a bad config down
+
+
+@click.command("check-config")
+@click.pass_context
+def check_config(ctx: click.Context) -> None:
+    """Validate the config file and print a summary (folders, state, server, API key)."""
+    path = _config_path(ctx.obj)
+    try:
+        config = load_config(path)
+        api_key = find_api_key(config.api, os.environ)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            click.echo(f"error: {line}", err=True)
+        ctx.exit(EXIT_CONFIG)
+    for line in _summary(path, config, api_key):
+        click.echo(line)
+    for warning in (*config.warnings, *_setup_warnings(config, api_key)):
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _config_path(obj: object) -> Path:
+    """The ``-c`` path the root group stored in ``ctx.obj`` (a path, or an object holding one)."""
+    if isinstance(obj, str | Path):
+        return Path(obj)
+    held = getattr(obj, "config_path", None)
+    return Path(held) if isinstance(held, str | Path) else DEFAULT_CONFIG_PATH
+
+
+def _summary(path: Path, config: Config, api_key: ApiKey | None) -> list[str]:
+    api, watch, retention = config.api, config.watch, config.retention
+    if api.is_embedded:
+        server = f"embedded emulator (data in {config.state.embedded_data_dir})"
+    else:
+        server = api.server_url
+    lines = [
+        f"config:    {path.absolute()} (ok)",
+        f"server:    {server}",
+        f"           timeout {format_duration(api.timeout)}, concurrency {api.concurrency}, "
+        f"max attempts {api.max_attempts}",
+        f"api key:   {_describe_key(config, api_key)}",
+        f"state:     {config.state.display_url}",
+        f"watch:     settle {format_duration(watch.settle)} (at most "
+        f"{format_duration(watch.settle_max)}), rescan every "
+        f"{format_duration(watch.rescan_interval)}"
+        f"{', polling' if watch.use_polling else ''}",
+        f"retention: {_describe_schedule(config)}"
+        f"{', dry run' if retention.dry_run else ''}, "
+        f"at most {retention.max_deletes_per_run} deletes per run",
+        f"log:       {config.log.format}, {config.log.level}",
+        f"metrics:   {_describe_metrics(config)}",
+        f"folders:   {len(config.folders)}",
+    ]
+    for folder in config.folders:
+        lines.extend(_describe_folder(folder))
+    return lines
+
+
+def _describe_key(config: Config, api_key: ApiKey | None) -> str:
+    if api_key is not None:
+        return f"found in {api_key.source}"
+    api = config.api
+    places = f"environment variable {api.api_key_env}"
+    if api.api_key_file is not None:
+        places += f" or file {api.api_key_file}"
+    needed = "; not needed by the embedded emulator" if api.is_embedded else ""
+    return f"not found (looked in {places}){needed}"
+
+
+def _describe_schedule(config: Config) -> str:
+    retention = config.retention
+    if retention.schedule_interval is not None:
+        return f"runs every {format_duration(retention.schedule_interval)}"
+    return f'runs at cron "{retention.schedule_cron}" (UTC)'
+
+
+def _describe_metrics(config: Config) -> str:
+    address = config.metrics.address
+    if address is None:
+        return "off"
+    host, port = address
+    shown_host = f"[{host}]" if ":" in host else host
+    return f"http://{shown_host}:{port}/metrics"
+
+
+def _describe_folder(folder: FolderConfig) -> list[str]:
+    retention = "keep forever"
+    if folder.retention is not None:
+        retention = f"delete after {format_duration(folder.retention)}"
+        if folder.keep_current:
+            retention += " unless still present locally"
+    extra_excludes = [glob for glob in folder.exclude if glob not in purposes.DEFAULT_EXCLUDE]
+    if folder.exclude_defaults:
+        excludes = " + ".join(["built-in", *extra_excludes])
+    else:
+        excludes = ", ".join(folder.exclude) or "none"
+    return [
+        f"  - {folder.name}: {folder.path}",
+        f"      purpose {folder.purpose}, include {', '.join(folder.include)}, exclude {excludes}",
+        f"      validate {folder.validation}, on change {folder.on_change}, {retention}",
+    ]
+
+
+def _setup_warnings(config: Config, api_key: ApiKey | None) -> list[str]:
+    """Problems of the machine rather than the file: missing folders, no key for a real API."""
+    found: list[str] = []
+    for index, folder in enumerate(config.folders):
+        if not folder.path.exists():
+            found.append(f"folders[{index}].path: {folder.path} does not exist")
+        elif not folder.path.is_dir():
+            found.append(f"folders[{index}].path: {folder.path} is not a directory")
+    if api_key is None and not config.api.is_embedded:
+        found.append(
+            f"no API key found: set the environment variable {config.api.api_key_env} or "
+            "api.api_key_file; uploads will fail with an authentication error"
+        )
+    return found

@@ -1,0 +1,111 @@
+"""``syncd status``: what the state store says, per folder and per file. Reads only the store."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from syncd.cli.context import load_config_or_exit, open_store_or_exit
+from syncd.domain import LocalState
+from syncd.engine import folder_specs
+from syncd.store import repo
+from syncd.store.records import LocalFileRecord
+
+__all__ = ["status"]
+
+#: States worth a line each even when a terminal listing is cut short.
+_NEEDS_ATTENTION = (
+    LocalState.QUARANTINED,
+    LocalState.FAILED,
+    LocalState.UNSTABLE,
+    LocalState.PENDING,
+    LocalState.UPLOADING,
+)
+
+
+def _file_json(record: LocalFileRecord, folder: str) -> dict[str, Any]:
+    return {
+        "folder": folder,
+        "path": record.rel_path,
+        "state": record.state.value,
+        "bytes": record.size,
+        "sha256": record.sha256,
+        "file_id": record.remote_file_id,
+        "attempts": record.attempts,
+        "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
+        "reason": record.last_error,
+    }
+
+
+@click.command("status")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option(
+    "--all/--problems",
+    "show_all",
+    default=True,
+    help="List every file (default) or only those that need attention.",
+)
+@click.pass_context
+def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
+    """Counts per folder and state, and per file its state, remote file id and any reason."""
+    config = load_config_or_exit(ctx, log=False)
+    store = open_store_or_exit(config)
+    specs = folder_specs(config)
+    names = {key: spec.name for key, spec in specs.items()}
+    states = None if show_all else _NEEDS_ATTENTION
+    try:
+        with store.session() as s:
+            counts = repo.state_counts(s)
+            files = [
+                (names[key], record)
+                for key in specs
+                for record in repo.list_local(s, folder=key, states=states)
+            ]
+    finally:
+        store.dispose()
+    folder_counts = {names[k]: counts.get(k, {}) for k in specs}
+    if as_json:
+        document = {
+            "folders": [
+                {
+                    "name": names[k],
+                    "path": k,
+                    "purpose": specs[k].purpose,
+                    "counts": folder_counts[names[k]],
+                }
+                for k in specs
+            ],
+            "files": [_file_json(record, folder) for folder, record in files],
+        }
+        click.echo(json.dumps(document, indent=2))
+        return
+    console = Console()
+    summary = Table(title="Folders")
+    for column in ("folder", "purpose", *[state.value for state in LocalState]):
+        summary.add_column(column, justify="left" if column in ("folder", "purpose") else "right")
+    for spec in specs.values():
+        by_state = folder_counts[spec.name]
+        summary.add_row(
+            spec.name, spec.purpose, *[str(by_state.get(st.value, 0)) for st in LocalState]
+        )
+    console.print(summary)
+    if not files:
+        return
+    table = Table(title="Files")
+    for column in ("folder", "path", "state", "file id", "reason"):
+        table.add_column(column, overflow="fold")
+    for folder, record in files:
+        table.add_row(
+            folder,
+            record.rel_path,
+            record.state.value,
+            record.remote_file_id or "",
+            record.last_error or "",
+        )
+    console.print(table)
+    sys.stdout.flush()

@@ -1,0 +1,155 @@
+"""``syncd sync``: one reconcile pass (scan, upload everything pending, wait), then exit.
+
+Exit status: 0 when every eligible file is on the remote; 3 when that holds but some files were
+quarantined or skipped (bad content, bad names: see ``syncd status``); 1 when some eligible file
+is still not uploaded (failed after its retries, or changing while read); 78 for a bad config.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import ExitStack
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+
+from syncd.cli.context import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    EXIT_OK,
+    fail,
+    load_config_or_exit,
+    open_store_or_exit,
+)
+from syncd.connection import connect
+from syncd.engine import Engine, SyncReport
+from syncd.errors import ApiError, ConfigError
+from syncd.uploader import UploadEvent
+
+__all__ = ["EXIT_QUARANTINED", "sync"]
+
+#: Everything eligible is uploaded, but some files were rejected (shown by `syncd status`).
+EXIT_QUARANTINED = 3
+
+
+class _ProgressView:
+    """A rich progress bar on a terminal: files and bytes, rate and ETA."""
+
+    def __init__(self, console: Console) -> None:
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[files]}"),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._lock = threading.Lock()
+        self._scan = self.progress.add_task("hashing", total=None, files="")
+        self._upload = self.progress.add_task("uploading", total=None, files="", visible=False)
+        self._files_total = 0
+        self._files_done = 0
+
+    def hashed(self, size: int) -> None:
+        self.progress.advance(self._scan, size)
+
+    def start_uploads(self, files: int, size: int) -> None:
+        self.progress.update(self._scan, total=self.progress.tasks[self._scan].completed)
+        self._files_total = files
+        self.progress.update(self._upload, total=size, visible=True, files=f"0/{files} files")
+
+    def uploaded(self, event: UploadEvent) -> None:
+        if event.outcome not in ("uploaded", "adopted"):
+            return
+        with self._lock:
+            self._files_done += 1
+            done = self._files_done
+        self.progress.update(
+            self._upload, advance=event.bytes, files=f"{done}/{self._files_total} files"
+        )
+
+
+@click.command("sync")
+@click.option(
+    "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
+)
+@click.pass_context
+def sync(ctx: click.Context, progress: bool | None) -> None:
+    """Scan every folder, upload everything new or changed, wait for it, then exit.
+
+    Exit status: 0 all eligible files uploaded; 3 likewise but some files were quarantined;
+    1 some eligible file is not uploaded; 78 configuration error.
+    """
+    config = load_config_or_exit(ctx)
+    show_progress = sys.stderr.isatty() if progress is None else progress
+    console = Console(stderr=True)
+    view = _ProgressView(console) if show_progress else None
+    store = open_store_or_exit(config)
+    stop = threading.Event()
+    try:
+        with ExitStack() as stack:
+            connection = stack.enter_context(connect(config, os.environ))
+            engine = Engine(
+                config,
+                store,
+                connection.client.files,
+                on_upload=view.uploaded if view else lambda _e: None,
+                on_hashed=view.hashed if view else lambda _b: None,
+            )
+            if view is not None:
+                stack.enter_context(view.progress)
+
+            def after_scan() -> None:
+                if view is not None:
+                    view.start_uploads(*engine.pending_totals())
+
+            report = engine.sync_once(stop=stop, after_scan=after_scan)
+            engine.uploader.stop(grace=5)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    except ApiError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        stop.set()
+        fail("interrupted; pending uploads stay queued for the next run", 130)
+    finally:
+        store.dispose()
+    _print_report(console, report)
+    sys.exit(_exit_code(report))
+
+
+def _exit_code(report: SyncReport) -> int:
+    if report.not_uploaded or report.folder_errors:
+        return EXIT_FAILURE
+    if report.quarantined:
+        return EXIT_QUARANTINED
+    return EXIT_OK
+
+
+def _print_report(console: Console, report: SyncReport) -> None:
+    for folder, by_state in sorted(report.counts.items()):
+        parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()) if n)
+        console.print(f"{folder}: {parts or 'no files'}", highlight=False)
+    for folder, error in report.folder_errors.items():
+        console.print(f"[red]{folder}: {error}[/red]")
+    if report.quarantined:
+        console.print(
+            f"[yellow]{report.quarantined} file(s) quarantined or skipped:"
+            " see `syncd status`[/yellow]"
+        )
+    if report.not_uploaded:
+        console.print(f"[red]{report.not_uploaded} file(s) not uploaded: see `syncd status`[/red]")

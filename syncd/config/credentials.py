@@ -1,0 +1,75 @@
+"""Find the API key: the environment variable first, then the key file. Never the TOML.
+
+The key is held as a ``SecretStr`` so a stray repr or log line shows asterisks. Errors name the
+variable or the file, never the content.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+
+from syncd.config.models import ApiConfig
+from syncd.errors import ConfigError
+
+__all__ = ["ApiKey", "find_api_key", "resolve_api_key"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key and where it was found (for status output: never print ``value``)."""
+
+    value: SecretStr
+    source: str
+    """``"environment variable MISTRAL_API_KEY"`` or ``"file /run/credentials/.../key"``."""
+
+
+def find_api_key(api: ApiConfig, environ: Mapping[str, str]) -> ApiKey | None:
+    """The key from ``environ[api.api_key_env]``, else from ``api.api_key_file``; else ``None``.
+
+    Surrounding whitespace (the newline most editors add) is stripped.
+
+    Raises:
+        ConfigError: the key file is missing, unreadable, empty or holds more than one token.
+    """
+    from_env = environ.get(api.api_key_env, "").strip()
+    if from_env:
+        return ApiKey(SecretStr(from_env), f"environment variable {api.api_key_env}")
+    path = api.api_key_file
+    if path is None:
+        return None
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"api.api_key_file: cannot read {path}: {exc.strerror}") from None
+    key = _decoded(raw)
+    if key is None:
+        # Raised outside the except block: a UnicodeDecodeError carries the file's bytes.
+        raise ConfigError(f"api.api_key_file: {path} is not UTF-8 text")
+    key = key.strip()
+    if not key:
+        raise ConfigError(f"api.api_key_file: {path} is empty")
+    if len(key.split()) != 1:
+        raise ConfigError(
+            f"api.api_key_file: {path} must hold the key alone, without spaces or extra lines"
+        )
+    return ApiKey(SecretStr(key), f"file {path}")
+
+
+def resolve_api_key(api: ApiConfig, environ: Mapping[str, str]) -> str | None:
+    """The API key as plain text, or ``None`` when neither the variable nor the file has one.
+
+    Raises:
+        ConfigError: as :func:`find_api_key`.
+    """
+    found = find_api_key(api, environ)
+    return None if found is None else found.value.get_secret_value()
+
+
+def _decoded(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

@@ -1,0 +1,381 @@
+"""The validated configuration: one frozen pydantic model per TOML table.
+
+Every default lives here. Models hold resolved values (absolute paths, timedeltas, tuples), so
+no component ever sees a relative path or a duration string. Reading the file and wording the
+errors is the loader's job; this module only decides what is valid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from syncd import purposes
+from syncd.config import database_urls, endpoints, schedules
+from syncd.config.durations import format_duration
+from syncd.config.field_types import (
+    Duration,
+    NonEmptyStr,
+    PositiveDuration,
+    SecondsDuration,
+    context_of,
+    resolve_path,
+)
+from syncd.config.problems import HiddenValueError
+
+__all__ = [
+    "DEFAULT_API_KEY_ENV",
+    "ApiConfig",
+    "Config",
+    "FolderConfig",
+    "LogConfig",
+    "MetricsConfig",
+    "RetentionConfig",
+    "StateConfig",
+    "WatchConfig",
+]
+
+DEFAULT_API_KEY_ENV = "MISTRAL_API_KEY"
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class _Table(BaseModel):
+    """Frozen, unknown keys refused, field docstrings kept as descriptions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+class ApiConfig(_Table):
+    """``[api]``: which Files API server to talk to, and how hard to try."""
+
+    server_url: StrictStr = endpoints.EMBEDDED_SERVER
+    """``"embedded"`` (the in-process emulator) or the API's http(s) base URL."""
+    api_key_env: StrictStr = DEFAULT_API_KEY_ENV
+    """Environment variable holding the API key; looked at first."""
+    api_key_file: Path | None = None
+    """File holding the API key (relative: to ``$CREDENTIALS_DIRECTORY``, else the config's dir)."""
+    timeout: SecondsDuration = timedelta(minutes=5)
+    """Timeout of one API request; an upload of a large file must fit in it."""
+    concurrency: StrictInt = Field(default=4, ge=1, le=64)
+    """Uploads in flight at once."""
+    max_attempts: StrictInt = Field(default=8, ge=1, le=100)
+    """Tries per file before it is marked failed (until its content changes)."""
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when the daemon runs the Files API emulator itself."""
+        return self.server_url == endpoints.EMBEDDED_SERVER
+
+    @field_validator("server_url")
+    @classmethod
+    def _check_server_url(cls, value: str) -> str:
+        return endpoints.check_server_url(value)
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_env_name(cls, value: str) -> str:
+        if not _ENV_NAME.fullmatch(value):
+            raise ValueError("expected an environment variable name such as MISTRAL_API_KEY")
+        return value
+
+    @field_validator("api_key_file", mode="before")
+    @classmethod
+    def _resolve_key_file(cls, value: object, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        context = context_of(info)
+        # systemd's LoadCredential= puts credentials in $CREDENTIALS_DIRECTORY, so a unit can
+        # say api_key_file = "mistral-api-key" whatever directory systemd picked.
+        credentials_dir = context.environ.get("CREDENTIALS_DIRECTORY")
+        base_dir = Path(credentials_dir) if credentials_dir else context.base_dir
+        return resolve_path(value, base_dir)
+
+
+class StateConfig(_Table):
+    """``[state]``: where syncd keeps what it knows (the state database)."""
+
+    url: StrictStr = database_urls.default_state_url({})
+    """SQLAlchemy URL, resolved: a relative SQLite path is relative to the config file."""
+    embedded_data_dir: Path = database_urls.DEFAULT_STATE_DIR / "emulator"
+    """Where the embedded emulator keeps uploaded files; default: beside the database."""
+
+    @property
+    def database_url(self) -> str:
+        """The URL to hand to SQLAlchemy (absolute SQLite path; password included)."""
+        return self.url
+
+    @property
+    def database_path(self) -> Path | None:
+        """The SQLite database file, or ``None`` for other databases and in-memory SQLite."""
+        return database_urls.sqlite_path(self.url)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password masked, for status output."""
+        return database_urls.mask_password(self.url)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_location_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        context = context_of(info)
+        filled = dict(data)
+        filled.setdefault("url", database_urls.default_state_url(context.environ))
+        if "embedded_data_dir" not in filled and isinstance(filled["url"], str):
+            with contextlib.suppress(ValueError):  # a bad url is reported by its own validator
+                resolved = database_urls.resolve_state_url(filled["url"], context.base_dir)
+                db_path = database_urls.sqlite_path(resolved)
+                state_dir = db_path.parent if db_path else None
+                if state_dir is None:  # not SQLite, or in memory: the state directory
+                    state_dir = database_urls.default_state_dir(context.environ)
+                filled["embedded_data_dir"] = state_dir / "emulator"
+        return filled
+
+    @field_validator("url")
+    @classmethod
+    def _resolve_url(cls, value: str, info: ValidationInfo) -> str:
+        return database_urls.resolve_state_url(value, context_of(info).base_dir)
+
+    @field_validator("embedded_data_dir", mode="before")
+    @classmethod
+    def _resolve_data_dir(cls, value: object, info: ValidationInfo) -> Path:
+        return resolve_path(value, context_of(info).base_dir)
+
+
+class WatchConfig(_Table):
+    """``[watch]``: when a changed file counts as finished, and how often to rescan."""
+
+    settle: Duration = timedelta(seconds=2)
+    """Quiet time after the last change before a file is hashed and uploaded."""
+    settle_max: PositiveDuration = timedelta(minutes=10)
+    """Upper bound on waiting for a file that is written to forever (a growing log)."""
+    rescan_interval: SecondsDuration = timedelta(minutes=15)
+    """Full rescan period: catches changes the watcher missed."""
+    use_polling: StrictBool = False
+    """Poll instead of inotify (network filesystems, where inotify sees nothing)."""
+
+    @model_validator(mode="after")
+    def _settle_max_covers_settle(self) -> WatchConfig:
+        if self.settle_max < self.settle:
+            raise HiddenValueError(
+                f"settle_max ({format_duration(self.settle_max)}) must not be shorter than "
+                f"settle ({format_duration(self.settle)})"
+            )
+        return self
+
+
+class RetentionConfig(_Table):
+    """``[retention]``: when expired remote files are deleted (each folder sets its own age)."""
+
+    schedule: StrictStr = "1h"
+    """An interval ("1h") or a 5-field cron expression in UTC ("0 3 * * *")."""
+    dry_run: StrictBool = False
+    """Log what would be deleted and delete nothing."""
+    max_deletes_per_run: StrictInt = Field(default=100, ge=0)
+    """Safety valve: a run deletes at most this many files (0: none)."""
+
+    @property
+    def schedule_interval(self) -> timedelta | None:
+        """The interval, when ``schedule`` is one."""
+        parsed = schedules.parse_schedule(self.schedule)
+        return parsed if isinstance(parsed, timedelta) else None
+
+    @property
+    def schedule_cron(self) -> str | None:
+        """The cron expression (fields joined by single spaces), when ``schedule`` is one."""
+        parsed = schedules.parse_schedule(self.schedule)
+        return parsed if isinstance(parsed, str) else None
+
+    @field_validator("schedule")
+    @classmethod
+    def _check_schedule(cls, value: str) -> str:
+        parsed = schedules.parse_schedule(value)
+        return parsed if isinstance(parsed, str) else value.strip()
+
+
+class LogConfig(_Table):
+    """``[log]``: how log lines look and how many there are."""
+
+    format: Literal["json", "console", "auto"] = "auto"
+    """``json`` lines (journald), ``console`` (people), ``auto``: console on a terminal."""
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    """Least severe level that is written."""
+
+    @field_validator("format", "level", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class MetricsConfig(_Table):
+    """``[metrics]``: the Prometheus endpoint."""
+
+    listen: StrictStr | None = None
+    """``"host:port"`` to serve /metrics on; absent: no endpoint."""
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """``(host, port)`` to bind (IPv6 without brackets), or ``None`` when off."""
+        return None if self.listen is None else endpoints.parse_listen_address(self.listen)
+
+    @field_validator("listen")
+    @classmethod
+    def _check_listen(cls, value: str) -> str:
+        endpoints.parse_listen_address(value)
+        return value
+
+
+class FolderConfig(_Table):
+    """``[[folders]]``: one local folder kept in step with the remote, with one purpose."""
+
+    path: Path
+    """The folder (relative: to the config file's directory)."""
+    name: NonEmptyStr = ""
+    """Label in logs, status and metrics; default: the folder's last path component."""
+    purpose: NonEmptyStr
+    """Files API purpose of every file uploaded from here (fine-tune, batch, ocr, audio...)."""
+    include: tuple[NonEmptyStr, ...] = Field(default=(), min_length=1)
+    """Globs of files to upload; default: the purpose's file types (``*.jsonl`` for fine-tune)."""
+    exclude_defaults: StrictBool = True
+    """Keep the built-in excludes (hidden files, editor backups, partial downloads)."""
+    exclude: tuple[NonEmptyStr, ...] = purposes.DEFAULT_EXCLUDE
+    """Globs never uploaded; added to the built-in ones unless ``exclude_defaults = false``."""
+    validation: Literal["strict", "basic", "off"] = Field(default="strict", alias="validate")
+    """Content check before upload: ``strict`` (every line), ``basic`` (JSON lines), ``off``."""
+    on_change: Literal["replace", "keep"] = "replace"
+    """When a file changes: ``replace`` deletes the old remote copy, ``keep`` leaves it."""
+    retention: PositiveDuration | None = None
+    """Delete remote files older than this; absent: keep them forever."""
+    keep_current: StrictBool = False
+    """Retention never deletes the remote copy of a file that still exists locally."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_derived_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        purpose = filled.get("purpose")
+        if "include" not in filled and isinstance(purpose, str):
+            filled["include"] = purposes.rule_for(purpose).default_include
+        # Always validate exclude, so the built-in globs get merged in by _merge_excludes.
+        filled.setdefault("exclude", ())
+        if "name" not in filled and "path" in filled:
+            with contextlib.suppress(ValueError):  # a bad path is reported by its own validator
+                filled["name"] = resolve_path(filled["path"], context_of(info).base_dir).name
+        return filled
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _resolve_path(cls, value: object, info: ValidationInfo) -> Path:
+        return resolve_path(value, context_of(info).base_dir)
+
+    @field_validator("purpose")
+    @classmethod
+    def _check_purpose(cls, value: str) -> str:
+        if value != value.strip():
+            raise ValueError("must not start or end with whitespace")
+        return value
+
+    @field_validator("exclude")
+    @classmethod
+    def _merge_excludes(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if info.data.get("exclude_defaults", True):
+            value = purposes.DEFAULT_EXCLUDE + value
+        return tuple(dict.fromkeys(value))
+
+
+class Config(_Table):
+    """The whole configuration file."""
+
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
+    watch: WatchConfig = Field(default_factory=WatchConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    folders: tuple[FolderConfig, ...] = Field(min_length=1)
+    """The folders to keep in step; at least one."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """Things that work but are probably not what was meant, one line each."""
+        found: list[str] = []
+        known = ", ".join(purposes.KNOWN_PURPOSES)
+        for index, folder in enumerate(self.folders):
+            if folder.purpose not in purposes.KNOWN_PURPOSES:
+                found.append(
+                    f"folders[{index}].purpose: unknown purpose {folder.purpose!r} (known: "
+                    f"{known}); its files are uploaded as they are, without content checks"
+                )
+        database = self.state.database_path
+        for index, folder in enumerate(self.folders):
+            if database is not None and database.is_relative_to(folder.path):
+                found.append(
+                    f"state.url: the state database {database} is inside folders[{index}] "
+                    f"({folder.path}); keep it outside the watched folders"
+                )
+        return tuple(found)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _validate_every_table(cls, data: Any) -> Any:
+        # Absent tables are validated from {} (not built as defaults) so their defaults see
+        # the resolve context: $STATE_DIRECTORY and the config file's directory.
+        if not isinstance(data, dict):
+            return data
+        filled = dict(data)
+        for table in ("api", "state", "watch", "retention", "log", "metrics"):
+            filled.setdefault(table, {})
+        return filled
+
+    @field_validator("folders")
+    @classmethod
+    def _folders_do_not_overlap(cls, folders: tuple[FolderConfig, ...]) -> tuple[FolderConfig, ...]:
+        clashes: list[str] = []
+        for second, later in enumerate(folders):
+            for first, earlier in enumerate(folders[:second]):
+                clashes.extend(_clash(first, earlier, second, later))
+        if clashes:
+            raise HiddenValueError("\n".join(clashes))
+        return folders
+
+
+def _clash(first: int, earlier: FolderConfig, second: int, later: FolderConfig) -> list[str]:
+    """Why two folders cannot both be watched: one file would be uploaded twice."""
+    found: list[str] = []
+    if earlier.path == later.path:
+        found.append(
+            f"folders[{first}].path and folders[{second}].path are the same directory "
+            f"({earlier.path}); list each folder once"
+        )
+    elif later.path.is_relative_to(earlier.path) or earlier.path.is_relative_to(later.path):
+        (outer, outer_path), (inner, inner_path) = sorted(
+            [(first, earlier.path), (second, later.path)], key=lambda item: len(item[1].parts)
+        )
+        found.append(
+            f"folders[{inner}].path ({inner_path}) is inside folders[{outer}].path "
+            f"({outer_path}); nested folders would upload the same files twice"
+        )
+    if earlier.name == later.name:
+        found.append(
+            f"folders[{first}].name and folders[{second}].name are both {earlier.name!r}; "
+            "give each folder a distinct name"
+        )
+    return found

@@ -1,0 +1,76 @@
+"""Open the Files API a configuration points at: a real URL, or the embedded emulator.
+
+``server_url = "embedded"`` starts the emulator in-process on a loopback port, with its data
+beside the state database, so nobody needs an account to try syncd.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import structlog
+
+from syncd.api import Mistral
+from syncd.config import ApiConfig, Config, resolve_api_key
+from syncd.emulator import EmulatorServer
+from syncd.errors import ConfigError
+from syncd.logs import register_secret
+
+__all__ = ["EMBEDDED_API_KEY", "Connection", "connect"]
+
+log = structlog.get_logger(__name__)
+
+#: The embedded emulator accepts any bearer token; this one only fills the header.
+EMBEDDED_API_KEY = "embedded"
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    client: Mistral
+    server_url: str
+    embedded: EmulatorServer | None
+    api_key: str
+
+
+def _api_key(api: ApiConfig, environ: Mapping[str, str]) -> str:
+    key = resolve_api_key(api, environ)
+    if not key:
+        where = f"the {api.api_key_env} environment variable"
+        if api.api_key_file is not None:
+            where += f" or the file {api.api_key_file}"
+        raise ConfigError(f"no API key found: set {where} (keys never live in the TOML)")
+    return key
+
+
+@contextmanager
+def connect(
+    config: Config, environ: Mapping[str, str], *, max_retries: int = 0
+) -> Iterator[Connection]:
+    """Yield a client for the configured API; the daemon uses ``max_retries=0`` (it persists
+    its own retry times), interactive commands may ask for in-call retries."""
+    api = config.api
+    embedded: EmulatorServer | None = None
+    if api.is_embedded:
+        embedded = EmulatorServer(config.state.embedded_data_dir)
+        server_url = embedded.start()
+        key = resolve_api_key(api, environ) or EMBEDDED_API_KEY
+        log.info("emulator_started", url=server_url, data_dir=str(config.state.embedded_data_dir))
+    else:
+        server_url = api.server_url
+        key = _api_key(api, environ)
+    # From here on no log line can carry the key, whatever a library puts in a message.
+    register_secret(key)
+    client = Mistral(
+        api_key=key,
+        server_url=server_url,
+        timeout=api.timeout.total_seconds(),
+        max_retries=max_retries,
+    )
+    try:
+        yield Connection(client=client, server_url=server_url, embedded=embedded, api_key=key)
+    finally:
+        client.close()
+        if embedded is not None:
+            embedded.stop()

@@ -1,0 +1,452 @@
+"""``syncd run``: the composition root and lifecycle of the long-running service.
+
+Start order: (logging and config are done by the CLI) store and migrations, the API client or
+the embedded emulator, the engine (uploader + pipeline), watchers, the scheduler, then READY=1
+once the first reconcile is queued. Shutdown runs the other way round, starting with STOPPING=1;
+in-flight uploads get a bounded grace time and everything else stays pending in the store.
+
+The main thread only ticks: it handles signal flags, pings the systemd watchdog and refreshes
+STATUS=. Work happens in the watcher, settler, dispatcher, upload and scheduler threads.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from syncd.config import Config, load_config
+from syncd.connection import connect
+from syncd.engine import Engine, folder_specs
+from syncd.errors import ConfigError, LocalFileError
+from syncd.metrics import Metrics, MetricsServer
+from syncd.notify import SystemdNotifier, watchdog_interval
+from syncd.paths import to_key
+from syncd.pipeline import FolderSpec
+from syncd.store import open_store, repo
+from syncd.uploader import UploadEvent
+from syncd.watcher import Debouncer, Watcher
+
+__all__ = ["DEFAULT_GRACE", "Daemon"]
+
+log = structlog.get_logger(__name__)
+
+#: How long in-flight uploads may take to finish after SIGTERM (systemd's TimeoutStopSec is 90s).
+DEFAULT_GRACE = 30.0
+_TICK = 0.5
+#: Degraded folders (no working watch) are rescanned from this interval up to rescan_interval.
+_DEGRADED_FIRST_RESCAN = 2.0
+
+
+@dataclass(slots=True)
+class _DegradedFolder:
+    reason: str
+    interval: float
+    next_scan: float
+
+
+class Daemon:
+    """One running service; :meth:`run` blocks until a stop signal and returns the exit code."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        config_path: Path,
+        environ: Mapping[str, str] | None = None,
+        grace: float = DEFAULT_GRACE,
+    ) -> None:
+        self._config = config
+        self._config_path = config_path
+        self._environ = dict(os.environ if environ is None else environ)
+        self._grace = grace
+        self._notifier = SystemdNotifier(self._environ.get("NOTIFY_SOCKET", ""))
+        self._watchdog_every = watchdog_interval(self._environ)
+        self._metrics = Metrics()
+        self._should_exit = threading.Event()
+        self._should_reload = threading.Event()
+        self._signals_seen = 0
+        self._last_error: str | None = None
+        self._degraded: dict[str, _DegradedFolder] = {}
+        self._degraded_lock = threading.Lock()
+        self._debouncer: Debouncer[tuple[str, str]] = Debouncer(
+            config.watch.settle.total_seconds(),
+            config.watch.settle_max.total_seconds(),
+            time.monotonic,
+        )
+        self._debounce_lock = threading.Condition()
+        self._last_good_rescan: datetime | None = None
+        self._overflows_counted = 0
+        # Set in run():
+        self._engine: Engine | None = None
+        self._watcher: Watcher | None = None
+        self._scheduler: BackgroundScheduler | None = None
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        with ExitStack() as stack:
+            stack.enter_context(self._signal_handlers())
+            store = open_store(self._config.state.database_url)
+            stack.callback(store.dispose)
+            connection = stack.enter_context(connect(self._config, self._environ))
+            engine = Engine(
+                self._config,
+                store,
+                connection.client.files,
+                on_upload=self._upload_finished,
+                on_unstable=self._retouch,
+            )
+            self._engine = engine
+            recovered = engine.uploader.recover()
+            engine.retry_failed()
+            engine.uploader.start()
+            stack.callback(self._stop_uploader)
+
+            self._start_metrics(stack)
+            settler = threading.Thread(target=self._settle_loop, name="syncd-settle", daemon=True)
+            settler.start()
+            self._watcher = Watcher(
+                on_change=self._path_changed,
+                on_degraded=self._folder_degraded,
+                use_polling=self._config.watch.use_polling,
+            )
+            stack.callback(self._watcher.stop)
+            for spec in engine.folders().values():
+                self._watch(spec)
+            self._scheduler = self._start_scheduler()
+            stack.callback(
+                lambda: self._scheduler.shutdown(wait=False) if self._scheduler else None
+            )
+
+            log.info(
+                "daemon_started",
+                folders=len(engine.folders()),
+                server_url=connection.server_url,
+                recovered_intents=recovered,
+            )
+            self._notifier.ready(self._status_line())
+            self._main_loop()
+            self._notifier.stopping()
+            log.info("daemon_stopping")
+        log.info("daemon_stopped")
+        return 0
+
+    def request_stop(self) -> None:
+        self._should_exit.set()
+
+    # -- main loop ------------------------------------------------------------------------------
+
+    def _main_loop(self) -> None:
+        last_ping = 0.0
+        while not self._should_exit.wait(timeout=_TICK):
+            if self._should_reload.is_set():
+                self._should_reload.clear()
+                self._reload()
+            self._rescan_degraded()
+            self._count_overflows()
+            now = time.monotonic()
+            if self._watchdog_every is not None and now - last_ping >= self._watchdog_every:
+                self._notifier.watchdog()
+                last_ping = now
+            self._notifier.status(self._status_line())
+            self._update_gauges()
+
+    def _count_overflows(self) -> None:
+        if self._watcher is None:
+            return
+        seen = self._watcher.overflows
+        if seen > self._overflows_counted:
+            self._metrics.watcher_overflows_total.inc(seen - self._overflows_counted)
+            self._overflows_counted = seen
+
+    def _status_line(self) -> str:
+        engine = self._engine
+        if engine is None:
+            return "starting"
+        with engine.store.session() as s:
+            queued = repo.pending_count(s)
+        parts = [f"queue={queued}", f"uploading={engine.uploader.inflight}"]
+        if self._degraded:
+            parts.append(f"degraded={','.join(sorted(self._degraded))}")
+        if self._last_error:
+            parts.append(f"last_error={self._last_error[:200]}")
+        return " ".join(parts)
+
+    def _update_gauges(self) -> None:
+        engine = self._engine
+        if engine is None:
+            return
+        names = {key: spec.name for key, spec in engine.folders().items()}
+        with engine.store.session() as s:
+            counts = repo.state_counts(s)
+            queued = repo.pending_count(s)
+            oldest = repo.oldest_unsynced_since(s)
+        for key, by_state in counts.items():
+            if key in names:
+                for state, n in by_state.items():
+                    self._metrics.files.labels(folder=names[key], state=state).set(n)
+        self._metrics.queue_depth.set(queued)
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        self._metrics.oldest_unsynced_age_seconds.set(max(age, 0.0))
+        self._metrics.degraded.set(1 if self._degraded else 0)
+
+    # -- signals --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _signal_handlers(self) -> Iterator[None]:
+        """Install SIGTERM/SIGINT/SIGHUP handlers (main thread only) and restore them after."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {
+            sig: signal.signal(sig, self._on_signal)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._should_reload.set()
+            return
+        self._signals_seen += 1
+        if self._signals_seen > 1:
+            # A second stop signal: the operator does not want to wait for the grace time.
+            os._exit(128 + signum)
+        self._should_exit.set()
+
+    # -- watching and settling ------------------------------------------------------------------
+
+    def _watch(self, spec: FolderSpec) -> None:
+        assert self._watcher is not None
+        if not spec.root.is_dir():
+            self._folder_degraded(spec.name, f"watched folder {spec.root} does not exist")
+            return
+        self._watcher.add_folder(spec.name, spec.root)
+
+    def _spec_by_name(self, name: str) -> FolderSpec | None:
+        assert self._engine is not None
+        return next((s for s in self._engine.folders().values() if s.name == name), None)
+
+    def _path_changed(self, folder_name: str, path: str) -> None:
+        spec = self._spec_by_name(folder_name)
+        if spec is None:
+            return
+        try:
+            rel_path = to_key(spec.root, Path(path))
+        except ValueError:
+            return
+        if rel_path in ("", "."):
+            return
+        with self._debounce_lock:
+            self._debouncer.touch((spec.key, rel_path))
+            self._debounce_lock.notify()
+
+    def _retouch(self, spec: FolderSpec, rel_path: str) -> None:
+        """A file that was still changing: look again once it has been quiet for a while."""
+        with self._debounce_lock:
+            self._debouncer.touch((spec.key, rel_path))
+            self._debounce_lock.notify()
+
+    def _settle_loop(self) -> None:
+        while not self._should_exit.is_set():
+            with self._debounce_lock:
+                due = self._debouncer.due()
+                if not due:
+                    deadline = self._debouncer.next_deadline()
+                    timeout = _TICK if deadline is None else max(0.0, deadline - time.monotonic())
+                    self._debounce_lock.wait(timeout=min(timeout, _TICK))
+                    continue
+            for folder_key, rel_path in due:
+                self._refresh(folder_key, rel_path)
+
+    def _refresh(self, folder_key: str, rel_path: str) -> None:
+        assert self._engine is not None
+        spec = self._engine.folders().get(folder_key)
+        if spec is None:
+            return
+        try:
+            self._engine.pipeline.refresh(spec, rel_path)
+        except LocalFileError as exc:
+            self._folder_degraded(spec.name, str(exc))
+        except Exception as exc:
+            self._last_error = f"{spec.name}/{rel_path}: {exc}"
+            log.exception("refresh_failed", folder=spec.name, path=rel_path)
+
+    def _folder_degraded(self, folder_name: str, reason: str) -> None:
+        with self._degraded_lock:
+            if folder_name not in self._degraded:
+                log.warning("folder_degraded", folder=folder_name, error=reason)
+            self._degraded[folder_name] = _DegradedFolder(
+                reason, _DEGRADED_FIRST_RESCAN, time.monotonic() + _DEGRADED_FIRST_RESCAN
+            )
+        self._last_error = f"{folder_name}: {reason}"
+
+    def _rescan_degraded(self) -> None:
+        """Backed-off rescans for folders whose watch does not work: never a recrawl storm."""
+        assert self._engine is not None
+        now = time.monotonic()
+        ceiling = self._config.watch.rescan_interval.total_seconds()
+        with self._degraded_lock:
+            due = [(name, d) for name, d in self._degraded.items() if d.next_scan <= now]
+        for name, state in due:
+            spec = self._spec_by_name(name)
+            if spec is None:
+                with self._degraded_lock:
+                    self._degraded.pop(name, None)
+                continue
+            try:
+                summary = self._engine.pipeline.scan(spec)
+            except LocalFileError as exc:
+                log.warning("degraded_rescan_failed", folder=name, error=str(exc))
+                changed = False
+            else:
+                changed = bool(summary.queued or summary.renamed or summary.missing)
+            state.interval = _DEGRADED_FIRST_RESCAN if changed else min(state.interval * 2, ceiling)
+            state.next_scan = time.monotonic() + state.interval
+
+    # -- scheduled jobs -------------------------------------------------------------------------
+
+    def _start_scheduler(self) -> BackgroundScheduler:
+        scheduler = BackgroundScheduler(timezone=UTC)
+        interval = self._config.watch.rescan_interval.total_seconds()
+        # The first run starts now: that is the startup reconcile READY waits for being queued.
+        scheduler.add_job(
+            self._rescan_all,
+            "interval",
+            seconds=interval,
+            id="rescan",
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        return scheduler
+
+    def _rescan_all(self) -> None:
+        assert self._engine is not None
+        started = time.monotonic()
+        summaries, errors = self._engine.scan_all(stop=self._should_exit)
+        for name, error in errors.items():
+            self._folder_degraded(name, error)
+        if not errors:
+            self._last_good_rescan = datetime.now(UTC)
+            self._metrics.last_good_rescan_timestamp_seconds.set(time.time())
+        log.info(
+            "rescan_finished",
+            folders=len(summaries),
+            files=sum(s.files for s in summaries),
+            hashed=sum(s.hashed for s in summaries),
+            queued=sum(s.queued for s in summaries),
+            duration_ms=int((time.monotonic() - started) * 1000),
+        )
+
+    # -- reload ---------------------------------------------------------------------------------
+
+    def _reload(self) -> None:
+        """SIGHUP: apply folder changes without a restart; a bad config keeps the old one."""
+        assert self._engine is not None and self._watcher is not None
+        self._notifier.reloading()
+        try:
+            new = load_config(self._config_path)
+        except ConfigError as exc:
+            log.error("reload_rejected", error=str(exc))
+            self._last_error = f"reload rejected: {exc}"
+            self._notifier.ready(self._status_line())
+            return
+        old_specs = self._engine.folders()
+        new_specs = folder_specs(new)
+        self._engine.set_folders(new_specs)
+        removed = [spec for key, spec in old_specs.items() if new_specs.get(key) != spec]
+        added = [spec for key, spec in new_specs.items() if old_specs.get(key) != spec]
+        for spec in removed:
+            self._watcher.remove_folder(spec.name)
+            with self._degraded_lock:
+                self._degraded.pop(spec.name, None)
+        for spec in added:
+            self._watch(spec)
+        if added and self._scheduler is not None:
+            # Only changed folders are scanned; unchanged files are not rehashed (fingerprints).
+            self._scheduler.add_job(
+                self._scan_folders, args=[[s.key for s in added]], id="reload-scan"
+            )
+        if new.api != self._config.api or new.state != self._config.state:
+            log.warning("reload_partial", error="[api] and [state] changes need a restart")
+        self._config = new
+        log.info(
+            "config_reloaded",
+            added=[s.name for s in added if s.key not in old_specs],
+            changed=[s.name for s in added if s.key in old_specs],
+            removed=[s.name for s in removed if s.key not in new_specs],
+        )
+        self._notifier.ready(self._status_line())
+
+    def _scan_folders(self, keys: list[str]) -> None:
+        assert self._engine is not None
+        specs = self._engine.folders()
+        for key in keys:
+            spec = specs.get(key)
+            if spec is None:
+                continue
+            try:
+                self._engine.pipeline.scan(spec)
+            except LocalFileError as exc:
+                self._folder_degraded(spec.name, str(exc))
+
+    # -- metrics and uploads --------------------------------------------------------------------
+
+    def _start_metrics(self, stack: ExitStack) -> None:
+        address = self._config.metrics.address
+        if address is None:
+            return
+        host, port = address
+        server = MetricsServer(self._metrics, host, port, health=self._health)
+        server.start()
+        stack.callback(server.stop)
+        log.info("metrics_listening", listen=f"{host}:{server.port}")
+
+    def _health(self) -> tuple[bool, str]:
+        with self._degraded_lock:
+            if self._degraded:
+                reasons = "; ".join(f"{n}: {d.reason}" for n, d in sorted(self._degraded.items()))
+                return False, f"degraded: {reasons}"
+        return True, "ok"
+
+    def _upload_finished(self, event: UploadEvent) -> None:
+        spec = self._spec_by_name(event.folder)
+        purpose = spec.purpose if spec else ""
+        self._metrics.uploads_total.labels(
+            folder=event.folder, purpose=purpose, outcome=event.outcome
+        ).inc()
+        if event.outcome in ("uploaded", "adopted"):
+            self._metrics.upload_bytes_total.inc(event.bytes)
+        elif event.outcome in ("retry", "failed"):
+            self._last_error = f"{event.folder}/{event.rel_path}: {event.error}"
+            self._metrics.upload_failures_total.labels(
+                folder=event.folder, reason_class=str(event.status_code or "transport")
+            ).inc()
+            if event.outcome == "retry":
+                self._metrics.api_retries_total.labels(
+                    status=str(event.status_code or "transport")
+                ).inc()
+            if event.status_code == 429:
+                self._metrics.rate_limited_total.inc()
+
+    def _stop_uploader(self) -> None:
+        assert self._engine is not None
+        if not self._engine.uploader.stop(grace=self._grace):
+            log.warning("uploads_interrupted", error="grace time over; they resume on next start")

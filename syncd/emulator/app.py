@@ -1,0 +1,286 @@
+"""The emulator's ASGI application: the six Files endpoints plus its own control endpoints.
+
+Routes turn HTTP into calls on :class:`~syncd.emulator.state.FileStore` and back into the wire
+shapes of the reference (file objects, ``{data, object, total}``, FastAPI-style 422 bodies).
+Auth, latency and faults are the :class:`~syncd.emulator.gateway.Gateway`'s job, not this one's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from syncd.emulator.blobs import BlobResponse
+from syncd.emulator.faults import FaultInjector, fault_settings_with
+from syncd.emulator.gateway import Gateway
+from syncd.emulator.options import EmulatorOptions
+from syncd.emulator.params import (
+    InvalidInputError,
+    bool_param,
+    canonical_id,
+    int_param,
+    not_found,
+    unprocessable,
+)
+from syncd.emulator.signing import UrlSigner
+from syncd.emulator.state import FileStore, ListQuery, NewFile
+from syncd.emulator.stats import EmulatorStats
+from syncd.emulator.uploads import MalformedUploadError, UploadTooLargeError, receive_upload
+from syncd.emulator.validation import ContentRejectedError, guess_mimetype, inspect_content
+
+__all__ = ["SIGNED_PATH", "create_app"]
+
+#: Where signed URLs point; served without the API key.
+SIGNED_PATH = "/_emulator/signed"
+_DEFAULT_PURPOSE = "fine-tune"  # what the real API falls back to when no purpose is sent
+_VISIBILITIES = ("workspace", "user")
+_SIGNED_URL_DEFAULT_HOURS = 24
+_SIGNED_URL_MAX_HOURS = 168
+# Bodies read and thrown away before an early error answer (see Gateway._send_fault_status).
+_DRAIN_SLACK = 16 * 1024 * 1024
+
+
+class _FilesApi:
+    """Route handlers, bound to one store and one set of options."""
+
+    def __init__(
+        self,
+        store: FileStore,
+        options: EmulatorOptions,
+        faults: FaultInjector,
+        stats: EmulatorStats,
+        signer: UrlSigner,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._options = options
+        self._faults = faults
+        self._stats = stats
+        self._signer = signer
+        self._clock = clock
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/v1/files", self.upload, methods=["POST"]),
+            Route("/v1/files", self.list_files, methods=["GET"]),
+            Route("/v1/files/{file_id}", self.retrieve, methods=["GET"]),
+            Route("/v1/files/{file_id}", self.delete, methods=["DELETE"]),
+            Route("/v1/files/{file_id}/content", self.download, methods=["GET"]),
+            Route("/v1/files/{file_id}/url", self.signed_url, methods=["GET"]),
+            Route(SIGNED_PATH + "/{file_id}", self.signed_download, methods=["GET"]),
+            Route("/_emulator/stats", self.show_stats, methods=["GET"]),
+            Route("/_emulator/faults", self.show_faults, methods=["GET"]),
+            Route("/_emulator/faults", self.change_faults, methods=["POST"]),
+        ]
+
+    async def upload(self, request: Request) -> Response:
+        dest = self._store.new_upload_path()
+        try:
+            return await self._upload_to(request, dest)
+        finally:
+            # Committed uploads were moved away; anything still here is a failed attempt.
+            await anyio.to_thread.run_sync(lambda: dest.unlink(missing_ok=True))
+
+    async def _upload_to(self, request: Request, dest: Path) -> Response:
+        try:
+            received = await receive_upload(
+                request.stream(),
+                request.headers.get("content-type"),
+                dest,
+                self._options.max_upload_bytes,
+            )
+        except ClientDisconnect:
+            return Response(status_code=400)  # nobody is left to read it
+        except UploadTooLargeError as exc:
+            self._stats.count_rejected_upload()
+            return JSONResponse(
+                {
+                    "detail": "Request Entity Too Large: files are limited to"
+                    f" {exc.limit} bytes; split the file."
+                },
+                status_code=413,
+            )
+        except MalformedUploadError as exc:
+            self._stats.count_rejected_upload()
+            return unprocessable(
+                {"type": exc.kind, "loc": ["body", exc.field], "msg": exc.message, "input": None}
+            )
+        try:
+            purpose = received.fields.get("purpose", "").strip() or _DEFAULT_PURPOSE
+            visibility = received.fields.get("visibility", "").strip() or "workspace"
+            if visibility not in _VISIBILITIES:
+                raise InvalidInputError(
+                    "enum",
+                    ["body", "visibility"],
+                    "Input should be 'workspace' or 'user'",
+                    visibility,
+                )
+            raw_expiry = received.fields.get("expiry", "").strip() or None
+            expiry = (
+                None
+                if raw_expiry is None
+                else int_param(raw_expiry, ["body", "expiry"], 0, 1, 24 * 365 * 100)
+            )
+            report = await anyio.to_thread.run_sync(
+                inspect_content, received.path, received.filename, purpose
+            )
+        except InvalidInputError as exc:
+            self._stats.count_rejected_upload()
+            return unprocessable(exc.item)
+        except ContentRejectedError as exc:
+            self._stats.count_rejected_upload()
+            return JSONResponse(exc.body, status_code=422)
+        new = NewFile(
+            filename=received.filename,
+            purpose=purpose,
+            bytes=received.size,
+            sha256=received.sha256,
+            sample_type=report.sample_type,
+            num_lines=report.num_lines,
+            mimetype=guess_mimetype(received.filename, received.declared_type),
+            visibility=visibility,
+            expiry_hours=expiry,
+        )
+        stored, deduped = await anyio.to_thread.run_sync(
+            lambda: self._store.commit(received.path, new, dedupe=self._options.dedupe)
+        )
+        self._stats.count_upload(received.size, deduped=deduped)
+        return JSONResponse(stored.to_wire())
+
+    async def list_files(self, request: Request) -> Response:
+        params = request.query_params
+        try:
+            query = ListQuery(
+                page=int_param(params.get("page"), ["query", "page"], 0, 0, 2**31),
+                page_size=int_param(params.get("page_size"), ["query", "page_size"], 100, 1, 2**31),
+                include_total=bool_param(
+                    params.get("include_total"), ["query", "include_total"], True
+                ),
+                sample_types=params.getlist("sample_type"),
+                sources=params.getlist("source"),
+                mimetypes=params.getlist("mimetypes"),
+                search=params.get("search") or None,
+                purpose=params.get("purpose") or None,
+            )
+        except InvalidInputError as exc:
+            return unprocessable(exc.item)
+        files, total = await anyio.to_thread.run_sync(self._store.list, query)
+        return JSONResponse(
+            {"data": [f.to_wire() for f in files], "object": "list", "total": total}
+        )
+
+    async def retrieve(self, request: Request) -> Response:
+        file_id = canonical_id(request.path_params["file_id"])
+        stored = None if file_id is None else self._store.get(file_id)
+        if stored is None:
+            return not_found(request.path_params["file_id"])
+        return JSONResponse({**stored.to_wire(), "deleted": False})
+
+    async def delete(self, request: Request) -> Response:
+        file_id = canonical_id(request.path_params["file_id"])
+        if file_id is None or not await anyio.to_thread.run_sync(self._store.delete, file_id):
+            return not_found(request.path_params["file_id"])
+        return JSONResponse({"id": file_id, "object": "file", "deleted": True})
+
+    async def download(self, request: Request) -> Response:
+        file_id = canonical_id(request.path_params["file_id"])
+        return await self._content_response(request.path_params["file_id"], file_id)
+
+    async def _content_response(self, raw_id: str, file_id: str | None) -> Response:
+        opened = None
+        if file_id is not None:
+            opened = await anyio.to_thread.run_sync(self._store.open_content, file_id)
+        if opened is None:
+            return not_found(raw_id)
+        stored, handle = opened
+        return BlobResponse(handle, stored.bytes, stored.filename)
+
+    async def signed_url(self, request: Request) -> Response:
+        raw_id = request.path_params["file_id"]
+        try:
+            hours = int_param(
+                request.query_params.get("expiry"),
+                ["query", "expiry"],
+                _SIGNED_URL_DEFAULT_HOURS,
+                1,
+                _SIGNED_URL_MAX_HOURS,
+            )
+        except InvalidInputError as exc:
+            return unprocessable(exc.item)
+        file_id = canonical_id(raw_id)
+        if file_id is None or self._store.get(file_id) is None:
+            return not_found(raw_id)
+        expires_at = int(self._clock()) + hours * 3600
+        signature = self._signer.sign(file_id, expires_at)
+        base = str(request.base_url).rstrip("/")
+        url = f"{base}{SIGNED_PATH}/{file_id}?exp={expires_at}&sig={signature}"
+        return JSONResponse({"url": url, "expires_at": expires_at})
+
+    async def signed_download(self, request: Request) -> Response:
+        raw_id = request.path_params["file_id"]
+        file_id = canonical_id(raw_id)
+        try:
+            expires_at = int(request.query_params.get("exp", ""))
+        except ValueError:
+            expires_at = 0
+        signature = request.query_params.get("sig", "")
+        if file_id is None or not self._signer.is_valid(
+            file_id, expires_at, signature, self._clock()
+        ):
+            return JSONResponse({"detail": "Signature invalid or expired."}, status_code=403)
+        return await self._content_response(raw_id, file_id)
+
+    async def show_stats(self, request: Request) -> Response:
+        return JSONResponse(self._stats.snapshot(self._store.count()))
+
+    async def show_faults(self, request: Request) -> Response:
+        return JSONResponse(dataclasses.asdict(self._faults.settings))
+
+    async def change_faults(self, request: Request) -> Response:
+        try:
+            changes = await request.json()
+            if not isinstance(changes, dict):
+                raise TypeError("expected a JSON object")
+            settings = fault_settings_with(self._faults.settings, changes)
+        except (ValueError, TypeError) as exc:
+            return JSONResponse({"detail": f"invalid fault settings: {exc}"}, status_code=422)
+        self._faults.configure(settings)
+        return JSONResponse(dataclasses.asdict(settings))
+
+
+async def _json_http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def create_app(
+    store: FileStore,
+    options: EmulatorOptions,
+    *,
+    faults: FaultInjector,
+    stats: EmulatorStats,
+    signer: UrlSigner,
+    clock: Callable[[], float] = time.time,
+) -> ASGIApp:
+    """The complete emulator app (gateway + routes) over ``store``."""
+    api = _FilesApi(store, options, faults, stats, signer, clock)
+    routes_app = Starlette(
+        routes=api.routes(), exception_handlers={HTTPException: _json_http_error}
+    )
+    return Gateway(
+        routes_app,
+        api_key=options.api_key,
+        faults=faults,
+        stats=stats,
+        max_drain_bytes=options.max_upload_bytes + _DRAIN_SLACK,
+    )

@@ -1,0 +1,186 @@
+"""The raw-ASGI layer in front of the routes: bearer auth, latency, and injected faults.
+
+It plays the part of the real API's gateway. Every ``/v1`` request is counted, delayed by the
+configured latency and may get a fault; ``/_emulator`` control endpoints need the key too, but
+signed downloads (``/_emulator/signed/...``) carry their own HMAC and need no key.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from syncd.emulator.faults import DROP_CONNECTION_EXTENSION, DropConnection, FaultInjector
+from syncd.emulator.stats import EmulatorStats
+
+__all__ = ["Gateway"]
+
+_log = logging.getLogger(__name__)
+
+_SIGNED_PREFIX = "/_emulator/signed/"
+_FAULT_BODIES: dict[str, tuple[int, dict[str, object]]] = {
+    # The 2026 gateway envelope seen on real 429s.
+    "429": (
+        429,
+        {
+            "object": "error",
+            "message": "Rate limit exceeded",
+            "type": "rate_limited",
+            "param": None,
+            "code": "1300",
+        },
+    ),
+    "500": (500, {"detail": "Internal Server Error (injected by the syncd emulator)"}),
+    "503": (503, {"detail": "Service Unavailable (injected by the syncd emulator)"}),
+}
+
+
+class Gateway:
+    """ASGI middleware: auth for the API and control endpoints; latency and faults for ``/v1``."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        api_key: str | None,
+        faults: FaultInjector,
+        stats: EmulatorStats,
+        max_drain_bytes: int,
+    ) -> None:
+        self._app = app
+        self._api_key = api_key
+        self._faults = faults
+        self._stats = stats
+        self._max_drain_bytes = max_drain_bytes
+
+    def __repr__(self) -> str:
+        return "Gateway(<api key hidden>)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if path == "/v1" or path.startswith("/v1/"):
+            await self._serve_api(scope, receive, send)
+        elif path.startswith(_SIGNED_PREFIX):
+            await self._app(scope, receive, send)
+        elif self._api_key is not None and not self._is_authorized(scope):
+            # Control endpoints are open when the emulator runs without a key.
+            await self._reject_unauthorized(receive, send)
+        else:
+            await self._app(scope, receive, send)
+
+    async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._stats.count_request()
+        settings = self._faults.settings
+        if settings.latency_ms:
+            await anyio.sleep(settings.latency_ms / 1000)
+        kind = self._faults.draw()
+        if kind is not None:
+            self._stats.count_fault(kind)
+            _log.debug("emulator_fault_injected kind=%s path=%s", kind, scope["path"])
+            if kind in _FAULT_BODIES:
+                await self._send_fault_status(kind, settings.retry_after, receive, send)
+                return
+            is_upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
+            if kind == "lost-response" and is_upload:
+                await self._serve_then_drop(scope, receive, send)
+                return
+            _drop_connection(scope, reset=True)
+            return
+        if not self._is_authorized(scope):
+            await self._reject_unauthorized(receive, send)
+            return
+        await self._app(scope, receive, send)
+
+    async def _serve_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle the request completely (the upload is stored), then vanish without answering."""
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        if self._is_authorized(scope):
+            await self._app(scope, receive, swallow)
+        else:
+            await _drain(receive, self._max_drain_bytes)
+        _drop_connection(scope, reset=False)
+
+    def _is_authorized(self, scope: Scope) -> bool:
+        token = _bearer_token(scope)
+        if token is None:
+            return False
+        if self._api_key is None:
+            return True
+        return hmac.compare_digest(token.encode(), self._api_key.encode())
+
+    async def _reject_unauthorized(self, receive: Receive, send: Send) -> None:
+        await _drain(receive, self._max_drain_bytes)
+        await _send_json(send, 401, {"detail": "Unauthorized"}, [(b"www-authenticate", b"Bearer")])
+
+    async def _send_fault_status(
+        self, kind: str, retry_after: float | None, receive: Receive, send: Send
+    ) -> None:
+        status, body = _FAULT_BODIES[kind]
+        headers: list[tuple[bytes, bytes]] = []
+        if retry_after is not None and status in (429, 503):
+            headers.append((b"retry-after", f"{retry_after:g}".encode()))
+            headers.append((b"retry-after-ms", str(round(retry_after * 1000)).encode()))
+        # Read the body first: answering early and closing makes the kernel reset the
+        # connection, and the client may never see the status we want it to handle.
+        await _drain(receive, self._max_drain_bytes)
+        await _send_json(send, status, body, headers)
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = bytes(value).decode("latin-1").partition(" ")
+            token = token.strip()
+            if scheme.lower() == "bearer" and token:
+                return token
+            return None
+    return None
+
+
+def _drop_connection(scope: Scope, *, reset: bool) -> None:
+    drop: DropConnection | None = scope.get("extensions", {}).get(DROP_CONNECTION_EXTENSION)
+    if drop is None:
+        # Without the emulator's own server there is no socket to drop; failing loudly (the
+        # server answers 500) beats silently answering a request that should get nothing.
+        raise RuntimeError("dropping a connection needs syncd's emulator server (uvicorn)")
+    drop(reset)
+
+
+async def _drain(receive: Receive, limit: int) -> None:
+    """Read and discard the request body, up to ``limit`` bytes."""
+    seen = 0
+    while seen <= limit:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
+async def _send_json(
+    send: Send, status: int, body: object, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})

@@ -1,0 +1,60 @@
+"""How an emulator instance behaves: auth, dedupe, upload limit and injected faults.
+
+A frozen value object built once by the CLI or a test; the running server keeps only the fault
+part mutable (see :mod:`syncd.emulator.faults`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "FAULT_KINDS", "EmulatorOptions", "check_fault_settings"]
+
+#: Every fault the emulator can inject, in the order the CLI documents them.
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "lost-response")
+
+#: The Files API's per-file cap: 512 MB, decimal as the API documents it.
+DEFAULT_MAX_UPLOAD_BYTES = 512 * 1000 * 1000
+
+
+@dataclass(frozen=True)
+class EmulatorOptions:
+    """Settings of one emulator instance.
+
+    ``api_key`` None accepts any bearer token (a missing header is still 401). ``fault_rate`` is
+    the probability that one ``/v1`` request gets a fault drawn from ``fault_kinds``.
+    """
+
+    # repr=False: the key must never show up in logs or tracebacks that print the options.
+    api_key: str | None = field(default=None, repr=False)
+    dedupe: bool = True
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    retry_after: float | None = None
+    latency_ms: int = 0
+    seed: int | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+    def __post_init__(self) -> None:
+        check_fault_settings(self.fault_rate, self.fault_kinds, self.retry_after, self.latency_ms)
+        if self.max_upload_bytes < 1:
+            raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+
+
+def check_fault_settings(
+    fault_rate: float, fault_kinds: tuple[str, ...], retry_after: float | None, latency_ms: int
+) -> None:
+    """Raise ValueError naming the first fault setting that is out of range."""
+    if not 0.0 <= fault_rate <= 1.0:
+        raise ValueError(f"fault_rate must be between 0 and 1, got {fault_rate}")
+    unknown = [kind for kind in fault_kinds if kind not in FAULT_KINDS]
+    if unknown:
+        raise ValueError(
+            f"unknown fault kind(s) {', '.join(unknown)}; choose from {', '.join(FAULT_KINDS)}"
+        )
+    if fault_rate > 0 and not fault_kinds:
+        raise ValueError("fault_rate is above 0 but fault_kinds is empty")
+    if retry_after is not None and retry_after < 0:
+        raise ValueError(f"retry_after must not be negative, got {retry_after}")
+    if latency_ms < 0:
+        raise ValueError(f"latency_ms must not be negative, got {latency_ms}")

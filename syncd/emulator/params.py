@@ -1,0 +1,88 @@
+"""Reading request parameters the way the real (FastAPI) service does, and its error shapes.
+
+Invalid query or form values become FastAPI-style 422 items (``type``, ``loc``, ``msg``,
+``input``); ids that are not UUIDs can never name a file.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+__all__ = [
+    "InvalidInputError",
+    "bool_param",
+    "canonical_id",
+    "int_param",
+    "not_found",
+    "unprocessable",
+]
+
+
+class InvalidInputError(Exception):
+    """A query/form value failed validation; carries one FastAPI-style error item."""
+
+    def __init__(self, kind: str, loc: list[str], msg: str, value: object) -> None:
+        super().__init__(msg)
+        self.item = {"type": kind, "loc": loc, "msg": msg, "input": value}
+
+
+def unprocessable(*items: dict[str, Any]) -> JSONResponse:
+    """A 422 answer listing FastAPI-style error items."""
+    return JSONResponse({"detail": list(items)}, status_code=422)
+
+
+def not_found(file_id: str) -> JSONResponse:
+    """The 404 answer for a file id that names no live file."""
+    return JSONResponse({"detail": f"File {file_id} not found."}, status_code=404)
+
+
+def canonical_id(raw: str) -> str | None:
+    """The canonical form of a UUID file id, or None: a non-UUID can never name a file."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        return None
+
+
+def int_param(raw: str | None, loc: list[str], default: int, minimum: int, maximum: int) -> int:
+    """``raw`` as an int in ``minimum..maximum`` (``default`` when absent).
+
+    Raises:
+        InvalidInputError: not an integer, or out of range.
+    """
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInputError(
+            "int_parsing", loc, "Input should be a valid integer", raw
+        ) from None
+    if value < minimum:
+        raise InvalidInputError(
+            "greater_than_equal", loc, f"Input should be greater than or equal to {minimum}", raw
+        )
+    if value > maximum:
+        raise InvalidInputError(
+            "less_than_equal", loc, f"Input should be less than or equal to {maximum}", raw
+        )
+    return value
+
+
+def bool_param(raw: str | None, loc: list[str], default: bool) -> bool:
+    """``raw`` as a boolean, accepting the spellings FastAPI accepts.
+
+    Raises:
+        InvalidInputError: not a recognisable boolean.
+    """
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off"):
+        return False
+    raise InvalidInputError("bool_parsing", loc, "Input should be a valid boolean", raw)

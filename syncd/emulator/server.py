@@ -1,0 +1,299 @@
+"""Running the emulator: uvicorn on a socket we bind ourselves, in a daemon thread.
+
+Binding first means the URL (and a ``port=0`` choice) is known before uvicorn starts, and a busy
+port fails in the caller, not inside a thread. Two small uvicorn subclasses add what the emulator
+needs: a protocol that can drop a connection without answering (for the ``reset`` and
+``lost-response`` faults), and a server that starts and stops without polling sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from syncd.emulator.app import create_app
+from syncd.emulator.faults import DROP_CONNECTION_EXTENSION, FaultInjector, FaultSettings
+from syncd.emulator.options import EmulatorOptions
+from syncd.emulator.signing import UrlSigner, load_or_create_secret
+from syncd.emulator.state import FileStore
+from syncd.emulator.stats import EmulatorStats
+
+__all__ = ["EmulatorServer"]
+
+_log = logging.getLogger(__name__)
+
+#: How long stop() lets in-flight requests finish before cancelling them.
+_GRACEFUL_SECONDS = 3.0
+_UNSET: Any = object()
+
+
+class _DroppableH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus a scope extension that drops the connection unanswered."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        inner = self.app
+
+        async def app_with_drop(scope: Scope, receive: Receive, send: Send) -> None:
+            scope.setdefault("extensions", {})[DROP_CONNECTION_EXTENSION] = self._drop
+            await inner(scope, receive, send)
+
+        self.app = app_with_drop
+
+    def _drop(self, reset: bool) -> None:
+        # Mark the cycle gone first, so uvicorn does not try to answer (a 500) for the app.
+        if self.cycle is not None:
+            self.cycle.disconnected = True
+        if reset:
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger 0: close() sends an RST, so the client sees "connection reset".
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+
+class _ThreadedUvicorn(uvicorn.Server):
+    """uvicorn.Server that reports readiness through an Event and stops without tick polling."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        await super().startup(sockets=sockets)
+        self.ready.set()
+
+    async def main_loop(self) -> None:
+        assert self._stop is not None
+        while not self.should_exit:
+            # on_tick refreshes the Date header once a second; the Event ends the wait early.
+            await self.on_tick(0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        for connection in list(self.server_state.connections):
+            connection.shutdown()
+        deadline = time.monotonic() + _GRACEFUL_SECONDS
+        while self.server_state.tasks and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        for task in list(self.server_state.tasks):
+            task.cancel()
+        for connection in list(self.server_state.connections):
+            connection.transport.close()
+        for server in self.servers:
+            await server.wait_closed()
+
+    def request_stop(self) -> None:
+        """Ask the server (from any thread) to shut down."""
+        self.should_exit = True
+        if self._loop is not None and self._stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+
+class EmulatorServer:
+    """The emulator served by uvicorn in a daemon thread, for the daemon's embedded mode and tests.
+
+    Example::
+
+        with EmulatorServer(tmp_path, EmulatorOptions(api_key="k")) as server:
+            httpx.get(server.url + "/v1/files", headers={"Authorization": "Bearer k"})
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        options: EmulatorOptions = EmulatorOptions(),  # noqa: B008 (frozen, so sharing is safe)
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        access_log: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.options = options
+        self.host = host
+        self.port = port
+        self.url = ""
+        self._access_log = access_log
+        self._clock = clock
+        self._stats = EmulatorStats()
+        self._faults = FaultInjector(FaultSettings.from_options(options), seed=options.seed)
+        self._store: FileStore | None = None
+        self._uvicorn: _ThreadedUvicorn | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"EmulatorServer(url={self.url!r}, data_dir={str(self.data_dir)!r})"
+
+    def start(self) -> str:
+        """Bind, start serving in a daemon thread and return the base URL once it is listening.
+
+        Raises:
+            OSError: the address cannot be bound or the data dir cannot be written.
+            DataDirBusyError: another emulator serves the same data dir.
+            RuntimeError: already started, or uvicorn failed to start.
+        """
+        if self._thread is not None:
+            raise RuntimeError("emulator already started")
+        sock = _bind(self.host, self.port)
+        store: FileStore | None = None
+        try:
+            store = FileStore(self.data_dir, clock=self._clock)
+            signer = UrlSigner(load_or_create_secret(self.data_dir))
+        except BaseException:
+            if store is not None:
+                store.close()
+            sock.close()
+            raise
+        app = create_app(
+            store,
+            self.options,
+            faults=self._faults,
+            stats=self._stats,
+            signer=signer,
+            clock=self._clock,
+        )
+        config = uvicorn.Config(
+            app,
+            http=_DroppableH11Protocol,
+            lifespan="off",
+            log_config=None,  # never reconfigure the host process's logging
+            log_level="info" if self._access_log else "warning",
+            access_log=self._access_log,
+            timeout_graceful_shutdown=int(_GRACEFUL_SECONDS),
+        )
+        server = _ThreadedUvicorn(config)
+        thread = threading.Thread(
+            target=self._serve, args=(server, sock), name="syncd-emulator", daemon=True
+        )
+        self._store, self._uvicorn, self._thread = store, server, thread
+        thread.start()
+        while not server.ready.wait(timeout=0.05):
+            if not thread.is_alive():
+                self._cleanup()
+                raise RuntimeError("the emulator's server thread stopped during startup")
+        port = sock.getsockname()[1]
+        self.port = port
+        self.url = f"http://{_url_host(self.host)}:{port}"
+        return self.url
+
+    @staticmethod
+    def _serve(server: _ThreadedUvicorn, sock: socket.socket) -> None:
+        try:
+            server.run(sockets=[sock])
+        # uvicorn raises SystemExit on startup failures; report it, never end the host process.
+        except (Exception, SystemExit):  # noqa: BLE001
+            _log.exception("emulator_server_crashed")
+        finally:
+            sock.close()
+
+    def stop(self) -> None:
+        """Stop serving and close the store; safe to call twice."""
+        if self._uvicorn is not None:
+            self._uvicorn.request_stop()
+        if self._thread is not None:
+            self._thread.join(timeout=_GRACEFUL_SECONDS + 5)
+            if self._thread.is_alive():
+                _log.warning("emulator_stop_timed_out")
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        if self._store is not None:
+            self._store.close()
+        self._store = None
+        self._uvicorn = None
+        self._thread = None
+
+    def __enter__(self) -> EmulatorServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> dict[str, object]:
+        """The same numbers as ``GET /_emulator/stats``, read in-process."""
+        files = self._store.count() if self._store is not None else 0
+        return self._stats.snapshot(files)
+
+    def set_faults(
+        self,
+        *,
+        fault_rate: float = _UNSET,
+        fault_kinds: tuple[str, ...] = _UNSET,
+        retry_after: float | None = _UNSET,
+        latency_ms: int = _UNSET,
+    ) -> None:
+        """Change fault injection on the running server; omitted settings stay as they are.
+
+        Raises:
+            ValueError: a setting is out of range or names an unknown fault kind.
+        """
+        current = self._faults.settings
+        settings = FaultSettings(
+            fault_rate=current.fault_rate if fault_rate is _UNSET else fault_rate,
+            fault_kinds=current.fault_kinds if fault_kinds is _UNSET else tuple(fault_kinds),
+            retry_after=current.retry_after if retry_after is _UNSET else retry_after,
+            latency_ms=current.latency_ms if latency_ms is _UNSET else latency_ms,
+        )
+        self._faults.configure(settings)
+        self.options = dataclasses.replace(
+            self.options,
+            fault_rate=settings.fault_rate,
+            fault_kinds=settings.fault_kinds,
+            retry_after=settings.retry_after,
+            latency_ms=settings.latency_ms,
+        )
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
+    # IPPROTO_TCP, and without it every response pays Nagle's 40 ms delayed-ACK stall.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

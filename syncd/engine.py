@@ -1,0 +1,162 @@
+"""The sync engine: one configuration's folders, pipeline and uploader, wired together.
+
+``syncd sync`` runs one reconcile pass with it; the daemon keeps the same engine running and
+feeds it watcher events and scheduled rescans.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from syncd.api import Files
+from syncd.config import Config, FolderConfig
+from syncd.domain import LocalState
+from syncd.errors import LocalFileError
+from syncd.paths import IgnoreRules
+from syncd.pipeline import FolderSpec, Pipeline, ScanSummary
+from syncd.retry import DEFAULT_RETRY_POLICY
+from syncd.store import Store, repo
+from syncd.uploader import Uploader, UploadEvent, UploadSettings
+
+__all__ = ["Engine", "SyncReport", "folder_spec", "folder_specs"]
+
+log = structlog.get_logger(__name__)
+
+
+def folder_spec(folder: FolderConfig) -> FolderSpec:
+    return FolderSpec(
+        name=folder.name,
+        root=folder.path,
+        purpose=folder.purpose,
+        rules=IgnoreRules(folder.include, folder.exclude),
+        validate=folder.validation,
+        on_change=folder.on_change,
+    )
+
+
+def folder_specs(config: Config) -> dict[str, FolderSpec]:
+    """Configured folders keyed by their store identity (absolute path)."""
+    specs = (folder_spec(f) for f in config.folders)
+    return {spec.key: spec for spec in specs}
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """Where every configured folder stands after a pass; decides ``syncd sync``'s exit code."""
+
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    scans: list[ScanSummary] = field(default_factory=list)
+    folder_errors: dict[str, str] = field(default_factory=dict)
+
+    def total(self, *states: LocalState) -> int:
+        return sum(
+            by_state.get(state.value, 0) for by_state in self.counts.values() for state in states
+        )
+
+    @property
+    def not_uploaded(self) -> int:
+        """Eligible files that are not on the remote: pending, failed or unstable."""
+        return self.total(
+            LocalState.PENDING, LocalState.UPLOADING, LocalState.FAILED, LocalState.UNSTABLE
+        )
+
+    @property
+    def quarantined(self) -> int:
+        return self.total(LocalState.QUARANTINED)
+
+
+class Engine:
+    """Store + pipeline + uploader for one configuration's folders."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        files: Files,
+        *,
+        on_upload: Callable[[UploadEvent], None] = lambda _event: None,
+        on_hashed: Callable[[int], None] = lambda _bytes: None,
+        on_unstable: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
+    ) -> None:
+        self.store = store
+        self._folders = folder_specs(config)
+        self._folders_lock = threading.Lock()
+        self.uploader = Uploader(
+            store,
+            files,
+            self.folders,
+            UploadSettings(
+                concurrency=config.api.concurrency,
+                max_attempts=config.api.max_attempts,
+                retry_policy=DEFAULT_RETRY_POLICY,
+            ),
+            on_event=on_upload,
+            on_changed=on_unstable,
+        )
+        self.pipeline = Pipeline(
+            store, on_pending=self.uploader.wake, on_hashed=on_hashed, on_unstable=on_unstable
+        )
+
+    def folders(self) -> dict[str, FolderSpec]:
+        with self._folders_lock:
+            return dict(self._folders)
+
+    def set_folders(self, folders: dict[str, FolderSpec]) -> None:
+        with self._folders_lock:
+            self._folders = dict(folders)
+
+    def retry_failed(self) -> int:
+        """Give files that gave up another chance (a fresh run, e.g. after fixing the key)."""
+        with self.store.session() as s:
+            return repo.retry_failed(s, folders=list(self.folders()))
+
+    def scan_all(
+        self, *, stop: threading.Event | None = None
+    ) -> tuple[list[ScanSummary], dict[str, str]]:
+        """Scan every folder; a folder that cannot be read is reported and the others go on."""
+        summaries: list[ScanSummary] = []
+        errors: dict[str, str] = {}
+        for spec in self.folders().values():
+            if stop is not None and stop.is_set():
+                break
+            try:
+                summaries.append(self.pipeline.scan(spec))
+            except LocalFileError as exc:
+                errors[spec.name] = str(exc)
+                log.error(
+                    "folder_unavailable", folder=spec.name, path=str(spec.root), error=str(exc)
+                )
+        return summaries, errors
+
+    def pending_totals(self) -> tuple[int, int]:
+        """Files and bytes waiting for upload in the configured folders."""
+        with self.store.session() as s:
+            return repo.pending_totals(s, folders=list(self.folders()))
+
+    def report(self) -> SyncReport:
+        keys = self.folders()
+        with self.store.session() as s:
+            counts = repo.state_counts(s)
+        names = {key: spec.name for key, spec in keys.items()}
+        return SyncReport(counts={names[k]: v for k, v in counts.items() if k in names})
+
+    def sync_once(
+        self,
+        *,
+        stop: threading.Event | None = None,
+        after_scan: Callable[[], None] = lambda: None,
+    ) -> SyncReport:
+        """Scan everything, upload everything pending, wait for it; then report."""
+        self.uploader.recover()
+        self.retry_failed()
+        scans, errors = self.scan_all(stop=stop)
+        after_scan()
+        self.uploader.drain(stop)
+        report = self.report()
+        report.scans = scans
+        report.folder_errors = errors
+        return report

@@ -1,0 +1,207 @@
+"""Stat a local file and stream its SHA-256, refusing content that moved while it was read.
+
+Only regular files are read; symlinks are never followed and FIFOs or devices are never opened.
+OS errors become :class:`~syncd.errors.LocalFileError` subclasses whose messages name the path.
+Nothing here holds more than one read buffer of a file in memory.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import os
+import stat
+from pathlib import Path
+
+from syncd.domain import FileStat
+from syncd.errors import FileChangedError, FileUnreadableError, FileVanishedError
+from syncd.paths import printable_key
+
+__all__ = [
+    "READ_BUFFER_BYTES",
+    "describe_kind",
+    "file_stat_of",
+    "hash_file",
+    "open_regular",
+    "stat_file",
+]
+
+#: One buffer, reused for every read of a file. A 1 MiB ``readinto`` loop matched
+#: ``hashlib.file_digest`` and ``openssl dgst -sha256`` on a 1 GiB file (~1.4 GiB/s here)
+#: and, unlike ``file_digest``, counts the bytes it read.
+READ_BUFFER_BYTES = 1 << 20
+
+#: Errors meaning the path (or a directory on it) is no longer there.
+_VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
+
+# O_NOFOLLOW: a symlink swapped in after the lstat is refused (ELOOP), not followed.
+# O_NONBLOCK: a FIFO swapped in after the lstat opens without waiting for a writer (the fstat
+# then refuses it); it has no effect on reads of regular files.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def describe_kind(mode: int) -> str:
+    """What kind of file ``mode`` (an ``st_mode``) describes, with its article: "a FIFO"."""
+    for test, kind in (
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return "an unknown kind of file"
+
+
+def file_stat_of(st: os.stat_result) -> FileStat:
+    """The (size, mtime_ns, inode) fingerprint of a stat result."""
+    return FileStat(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+
+def stat_file(path: Path) -> FileStat:
+    """The fingerprint of the regular file at ``path``, without following a symlink.
+
+    Raises:
+        FileVanishedError: nothing is at ``path`` any more.
+        FileUnreadableError: it cannot be looked at, or is not a regular file (a symlink,
+            directory, FIFO, socket or device).
+    """
+    try:
+        st = path.lstat()
+    except OSError as exc:
+        raise _translate(path, exc, "look at") from exc
+    if not stat.S_ISREG(st.st_mode):
+        raise _not_regular(path, st.st_mode)
+    return file_stat_of(st)
+
+
+def open_regular(path: Path) -> io.FileIO:
+    """Open the regular file at ``path`` for reading (unbuffered), without following a symlink.
+
+    Anything but a regular file is refused before it is opened (opening a device can have side
+    effects); one swapped in between that check and the open is refused by the fstat after it,
+    and a FIFO among them does not block the open.
+
+    Raises:
+        FileVanishedError: nothing is at ``path``.
+        FileUnreadableError: it cannot be opened, or is not a regular file.
+    """
+    stat_file(path)
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise _translate(path, exc, "open") from exc
+    stream = io.FileIO(fd, "rb")  # owns fd from here on
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+    except BaseException:
+        stream.close()
+        raise
+    return stream
+
+
+def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, FileStat]:
+    """Stream the SHA-256 of the regular file at ``path``; return ``(hex digest, stat)``.
+
+    The returned stat is the one the digest belongs to: it was taken on the open file before
+    reading, matched the number of bytes read, and was unchanged afterwards. ``expected`` is a
+    stat seen earlier (a scan); if the file no longer matches it, nothing is read.
+
+    Raises:
+        FileVanishedError: the file is gone (before or while it was read).
+        FileUnreadableError: permission denied, an I/O error, or not a regular file.
+        FileChangedError: the file differs from ``expected``, or its size, mtime or inode moved
+            while it was read, or it was replaced: try again once it settles.
+    """
+    before = stat_file(path)
+    if expected is not None and before != expected:
+        raise FileChangedError(
+            f"{_shown(path)} changed while it was being hashed "
+            f"({_difference(expected, before)} since it was listed); will retry once it settles",
+            path=str(path),
+        )
+    with open_regular(path) as stream:
+        opened_stat = file_stat_of(os.fstat(stream.fileno()))
+        if opened_stat != before:
+            raise _changed(path, before, opened_stat)
+        digest, read = _stream_sha256(path, stream)
+        after = file_stat_of(os.fstat(stream.fileno()))
+    if after != opened_stat:
+        raise _changed(path, opened_stat, after)
+    if read != opened_stat.size:
+        raise FileChangedError(
+            f"{_shown(path)} changed while it was being hashed "
+            f"(read {read} bytes of {opened_stat.size}); will retry once it settles",
+            path=str(path),
+        )
+    # The open file may be intact while the path now names another file (a rename over it).
+    now = stat_file(path)
+    if now != opened_stat:
+        raise _changed(path, opened_stat, now)
+    return digest, opened_stat
+
+
+def _stream_sha256(path: Path, stream: io.FileIO) -> tuple[str, int]:
+    sha = hashlib.sha256()
+    buffer = bytearray(READ_BUFFER_BYTES)
+    view = memoryview(buffer)
+    total = 0
+    while True:
+        try:
+            count = stream.readinto(buffer)
+        except OSError as exc:
+            raise _translate(path, exc, "read") from exc
+        if not count:  # 0 at end of file (None only for non-blocking streams)
+            break
+        sha.update(view[:count])
+        total += count
+    return sha.hexdigest(), total
+
+
+def _shown(path: Path) -> str:
+    # Messages go to logs and the store: undecodable bytes and newlines must not break them.
+    return printable_key(str(path))
+
+
+def _difference(old: FileStat, new: FileStat) -> str:
+    if old.inode != new.inode:
+        return "replaced by another file"
+    if old.size != new.size:
+        return f"size {old.size} -> {new.size} bytes"
+    return "modified"
+
+
+def _changed(path: Path, old: FileStat, new: FileStat) -> FileChangedError:
+    return FileChangedError(
+        f"{_shown(path)} changed while it was being hashed ({_difference(old, new)}); "
+        "will retry once it settles",
+        path=str(path),
+    )
+
+
+def _not_regular(path: Path, mode: int) -> FileUnreadableError:
+    return FileUnreadableError(
+        f"{_shown(path)} is {describe_kind(mode)}, not a regular file; not read", path=str(path)
+    )
+
+
+def _translate(path: Path, exc: OSError, action: str) -> FileVanishedError | FileUnreadableError:
+    if exc.errno in _VANISHED_ERRNOS:
+        return FileVanishedError(f"{_shown(path)} vanished before it could be read", path=str(path))
+    if exc.errno == errno.ELOOP:
+        return FileUnreadableError(
+            f"{_shown(path)} is a symbolic link; not followed", path=str(path)
+        )
+    reason = exc.strerror or type(exc).__name__
+    return FileUnreadableError(f"cannot {action} {_shown(path)}: {reason}", path=str(path))

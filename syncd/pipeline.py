@@ -1,0 +1,373 @@
+"""The only code that turns a path on disk into a row in the state store.
+
+A full scan of a folder and a single path from the watcher both end in :meth:`Pipeline._judge`:
+stat, hash only when the fingerprint moved, validate by purpose, look for the same content on the
+remote, and write the verdict. Uploading is not done here: a ``pending`` row is the work, and
+``on_pending`` rings the uploader's doorbell.
+
+One lock serialises the pipeline, so a scheduled rescan and a burst of watcher events never judge
+the same file at the same time.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import structlog
+
+from syncd import plan
+from syncd.domain import FileStat, LocalState
+from syncd.errors import FileChangedError, FileVanishedError, LocalFileError
+from syncd.hashing import hash_file, stat_file
+from syncd.paths import IgnoreRules
+from syncd.scanner import ScanProblem, scan_folder
+from syncd.store import Store, repo
+from syncd.validation import ValidationMode, validate_file
+
+__all__ = ["FolderSpec", "Pipeline", "ScanSummary", "utc_now"]
+
+log = structlog.get_logger(__name__)
+
+#: Stat recorded for paths that are not regular files we can read (problems shown in status).
+_NO_STAT = FileStat(size=0, mtime_ns=0, inode=0)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderSpec:
+    """What the pipeline and uploader need to know about one watched folder."""
+
+    name: str
+    root: Path
+    purpose: str
+    rules: IgnoreRules
+    validate: ValidationMode = "strict"
+    on_change: str = "replace"
+
+    @property
+    def key(self) -> str:
+        """The folder's identity in the state store: its absolute path."""
+        return str(self.root)
+
+
+@dataclass(slots=True)
+class ScanSummary:
+    """What one full scan of a folder found."""
+
+    folder: str
+    files: int = 0
+    hashed: int = 0
+    hashed_bytes: int = 0
+    queued: int = 0
+    reused: int = 0
+    renamed: int = 0
+    quarantined: int = 0
+    unstable: int = 0
+    missing: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """Judges local files and records the verdict; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        on_pending: Callable[[], None] = lambda: None,
+        on_hashed: Callable[[int], None] = lambda _bytes: None,
+        on_unstable: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._on_pending = on_pending
+        self._on_hashed = on_hashed
+        # Told about files that were still changing, so the daemon can look again later.
+        self._on_unstable = on_unstable
+        self._lock = threading.RLock()
+
+    # -- full scan ------------------------------------------------------------------------------
+
+    def scan(self, folder: FolderSpec) -> ScanSummary:
+        """Walk ``folder`` and bring the store in line with it; hash only what changed."""
+        with self._lock:
+            return self._scan(folder)
+
+    def _scan(self, folder: FolderSpec) -> ScanSummary:
+        summary = ScanSummary(folder=folder.name)
+        with self._store.session() as s:
+            known = repo.folder_fingerprints(s, folder.key)
+        seen: set[str] = set()
+        unlisted_dirs: list[str] = []
+        changed: list[tuple[str, FileStat]] = []
+        for item in scan_folder(folder.root, folder.rules):
+            summary_line = (
+                f"{item.rel_path}: {item.reason}" if isinstance(item, ScanProblem) else ""
+            )
+            if isinstance(item, ScanProblem) and item.is_directory:
+                # Its files were not listed: they are unknown, not gone.
+                unlisted_dirs.append(item.rel_path + "/")
+                summary.problems.append(summary_line)
+                log.warning(
+                    "directory_skipped", folder=folder.name, path=item.rel_path, error=item.reason
+                )
+                continue
+            seen.add(item.rel_path)
+            if isinstance(item, ScanProblem):
+                self._record_problem(folder, item, known.get(item.rel_path))
+                summary.problems.append(summary_line)
+                continue
+            summary.files += 1
+            stored = known.get(item.rel_path)
+            stored_stat, stored_state, stored_sha = stored if stored else (None, None, None)
+            if plan.needs_hash(stored_stat, stored_state, stored_sha, item.stat):
+                changed.append((item.rel_path, item.stat))
+        vanished = {
+            rel: entry
+            for rel, entry in known.items()
+            if rel not in seen
+            and entry[1] is not LocalState.MISSING
+            and not rel.startswith(tuple(unlisted_dirs))
+        }
+        changed = self._apply_renames(folder, changed, vanished, summary)
+        for rel_path, stat in changed:
+            self._judge(folder, rel_path, stat, summary)
+        if vanished:
+            with self._store.session() as s:
+                summary.missing = repo.mark_missing(s, folder.key, vanished, now=self._clock())
+            log.info("files_vanished", folder=folder.name, count=summary.missing)
+        return summary
+
+    def _apply_renames(
+        self,
+        folder: FolderSpec,
+        changed: list[tuple[str, FileStat]],
+        vanished: dict[str, tuple[FileStat, LocalState, str | None]],
+        summary: ScanSummary,
+    ) -> list[tuple[str, FileStat]]:
+        """Turn (vanished path, new path with the same inode and stat) pairs into renames.
+
+        A rename keeps the row, its history and its remote file: nothing is hashed or uploaded.
+        """
+        by_stat = {entry[0]: rel for rel, entry in vanished.items() if entry[0].inode}
+        remaining: list[tuple[str, FileStat]] = []
+        for rel_path, stat in changed:
+            old = by_stat.get(stat)
+            if old is not None and self._rename(folder, old, rel_path):
+                del by_stat[stat]
+                del vanished[old]
+                summary.renamed += 1
+            else:
+                remaining.append((rel_path, stat))
+        return remaining
+
+    def _rename(self, folder: FolderSpec, old: str, new: str) -> bool:
+        """Move the row of ``old`` to ``new``; False when ``new`` already has a row of its own.
+
+        A file moved over another is not a rename for the store: the caller judges the new path
+        afresh (its content is usually on the remote already, so nothing is uploaded).
+        """
+        with self._store.session() as s:
+            record = repo.get_local(s, folder.key, old)
+            if record is None or repo.get_local(s, folder.key, new) is not None:
+                return False
+            repo.rename_local(s, record.id, new, now=self._clock())
+        log.info("file_renamed", folder=folder.name, path=new, old_path=old)
+        return True
+
+    # -- one path (watcher) ---------------------------------------------------------------------
+
+    def refresh(self, folder: FolderSpec, rel_path: str) -> None:
+        """Look at one path the watcher reported: a file, a new directory, or something gone."""
+        with self._lock:
+            path = folder.root / rel_path
+            try:
+                is_dir = path.is_dir() and not path.is_symlink()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                # Files created in a new directory before its watch existed produce no events.
+                self._scan(folder)
+                return
+            if not folder.rules.matches(rel_path):
+                return
+            with self._store.session() as s:
+                stored = repo.get_local(s, folder.key, rel_path)
+            try:
+                stat = stat_file(path)
+            except FileVanishedError:
+                if stored is not None and stored.state is not LocalState.MISSING:
+                    with self._store.session() as s:
+                        repo.mark_missing(s, folder.key, [rel_path], now=self._clock())
+                    log.info("file_vanished", folder=folder.name, path=rel_path)
+                return
+            except LocalFileError:
+                # Symlinks, FIFOs and the like: the next full scan records them as problems.
+                self._scan(folder)
+                return
+            if stored is not None and not plan.needs_hash(
+                stored.stat, stored.state, stored.sha256, stat
+            ):
+                return
+            if stored is None and self._rename_from_missing(folder, rel_path, stat):
+                return
+            self._judge(folder, rel_path, stat, ScanSummary(folder=folder.name))
+
+    def _rename_from_missing(self, folder: FolderSpec, rel_path: str, stat: FileStat) -> bool:
+        with self._store.session() as s:
+            old = repo.find_missing_by_stat(s, folder.key, stat)
+        return old is not None and self._rename(folder, old.rel_path, rel_path)
+
+    # -- judging one file -----------------------------------------------------------------------
+
+    def _judge(
+        self, folder: FolderSpec, rel_path: str, expected: FileStat, summary: ScanSummary
+    ) -> None:
+        path = folder.root / rel_path
+        now = self._clock()
+        try:
+            sha256, stat = hash_file(path, expected=expected)
+        except FileVanishedError:
+            with self._store.session() as s:
+                summary.missing += repo.mark_missing(s, folder.key, [rel_path], now=now)
+            return
+        except (FileChangedError, LocalFileError) as exc:
+            self._record_unstable(folder, rel_path, expected, exc)
+            summary.unstable += 1
+            return
+        summary.hashed += 1
+        summary.hashed_bytes += stat.size
+        self._on_hashed(stat.size)
+
+        with self._store.session() as s:
+            stored = repo.get_local(s, folder.key, rel_path)
+        stored_state = stored.state if stored else None
+        stored_sha = stored.sha256 if stored else None
+        same_content = stored_sha == sha256
+        errors: tuple[str, ...] = ()
+        is_valid = True
+        if not same_content or stored_state in (LocalState.MISSING, LocalState.UNSTABLE, None):
+            result = validate_file(
+                path, purpose=folder.purpose, mode=folder.validate, size=stat.size
+            )
+            is_valid, errors = result.ok, result.errors
+        with self._store.session() as s:
+            remote = (
+                repo.find_live_remote_by_content(s, sha256, folder.purpose) if is_valid else None
+            )
+            verdict = plan.decide_content(
+                stored_state=stored_state,
+                stored_sha256=stored_sha,
+                sha256=sha256,
+                is_valid=is_valid,
+                remote_has_content=remote is not None,
+            )
+            record = repo.upsert_local(
+                s,
+                folder.key,
+                rel_path,
+                purpose=folder.purpose,
+                stat=stat,
+                sha256=sha256,
+                state=verdict.state,
+                last_error="; ".join(errors) if errors else None,
+                reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
+                now=now,
+            )
+            if verdict.outcome is plan.Outcome.REUSE and remote is not None:
+                repo.reuse_remote(s, record.id, remote, now=now)
+            elif verdict.outcome is plan.Outcome.QUARANTINE:
+                repo.audit(
+                    s,
+                    "quarantine",
+                    now=now,
+                    folder=folder.key,
+                    rel_path=rel_path,
+                    sha256=sha256,
+                    bytes=stat.size,
+                    detail="; ".join(errors),
+                )
+        self._report(
+            folder,
+            rel_path,
+            sha256,
+            stat,
+            verdict,
+            errors,
+            remote_id=remote.file_id if remote else None,
+        )
+        if verdict.outcome is plan.Outcome.UPLOAD:
+            summary.queued += 1
+            self._on_pending()
+        elif verdict.outcome is plan.Outcome.REUSE:
+            summary.reused += 1
+        elif verdict.outcome is plan.Outcome.QUARANTINE:
+            summary.quarantined += 1
+
+    def _report(
+        self,
+        folder: FolderSpec,
+        rel_path: str,
+        sha256: str,
+        stat: FileStat,
+        verdict: plan.Verdict,
+        errors: tuple[str, ...],
+        *,
+        remote_id: str | None,
+    ) -> None:
+        fields = {"folder": folder.name, "path": rel_path, "sha256": sha256, "bytes": stat.size}
+        if verdict.outcome is plan.Outcome.UPLOAD:
+            log.info("file_queued", **fields)
+        elif verdict.outcome is plan.Outcome.REUSE:
+            log.info("file_reused", file_id=remote_id, **fields)
+        elif verdict.outcome is plan.Outcome.QUARANTINE:
+            log.warning("file_quarantined", error="; ".join(errors), **fields)
+
+    def _record_unstable(
+        self, folder: FolderSpec, rel_path: str, stat: FileStat, exc: LocalFileError
+    ) -> None:
+        with self._store.session() as s:
+            stored = repo.get_local(s, folder.key, rel_path)
+            repo.upsert_local(
+                s,
+                folder.key,
+                rel_path,
+                purpose=folder.purpose,
+                stat=stat,
+                sha256=stored.sha256 if stored else None,
+                state=LocalState.UNSTABLE,
+                last_error=str(exc),
+                now=self._clock(),
+            )
+        log.warning("file_unstable", folder=folder.name, path=rel_path, error=str(exc))
+        self._on_unstable(folder, rel_path)
+
+    def _record_problem(
+        self,
+        folder: FolderSpec,
+        problem: ScanProblem,
+        stored: tuple[FileStat, LocalState, str | None] | None,
+    ) -> None:
+        if stored is not None and stored[1] is LocalState.QUARANTINED and stored[2] is None:
+            return  # already recorded; avoid rewriting the row on every scan
+        with self._store.session() as s:
+            repo.upsert_local(
+                s,
+                folder.key,
+                problem.rel_path,
+                purpose=folder.purpose,
+                stat=_NO_STAT,
+                sha256=None,
+                state=LocalState.QUARANTINED,
+                last_error=problem.reason,
+                now=self._clock(),
+            )
+        log.warning("file_skipped", folder=folder.name, path=problem.rel_path, error=problem.reason)

@@ -1,0 +1,78 @@
+"""The audit trail (what syncd did to the remote, and why) and the small ``meta`` table.
+
+Audit lines are only ever appended: they outlive renames, deletions and row changes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from syncd.store import rows
+from syncd.store.records import AuditRecord
+from syncd.store.schema import AuditEntry, Meta
+
+__all__ = ["audit", "audit_entries", "get_meta", "set_meta"]
+
+
+def audit(
+    s: Session,
+    action: str,
+    *,
+    now: datetime,
+    folder: str | None = None,
+    rel_path: str | None = None,
+    sha256: str | None = None,
+    file_id: str | None = None,
+    bytes: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """Append one line: ``action`` is upload | adopt | reuse | quarantine | supersede | delete |
+    rename | give_up | ... (free text, kept short)."""
+    s.add(
+        AuditEntry(
+            at=now,
+            action=action,
+            folder=folder,
+            rel_path=rel_path,
+            sha256=sha256,
+            file_id=file_id,
+            bytes=bytes,
+            detail=detail,
+        )
+    )
+
+
+def audit_entries(
+    s: Session,
+    *,
+    limit: int | None = None,
+    action: str | None = None,
+    file_id: str | None = None,
+) -> list[AuditRecord]:
+    """Audit lines, newest first; optionally only one action or one remote file."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc())
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    if file_id is not None:
+        query = query.where(AuditEntry.file_id == file_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [rows.to_audit_record(row) for row in s.scalars(query)]
+
+
+def get_meta(s: Session, key: str) -> str | None:
+    """The value stored under ``key``, or None."""
+    row = s.get(Meta, key)
+    return None if row is None else row.value
+
+
+def set_meta(s: Session, key: str, value: str) -> None:
+    """Store ``value`` under ``key`` (replacing any earlier value)."""
+    row = s.get(Meta, key)
+    if row is None:
+        s.add(Meta(key=key, value=value))
+    else:
+        row.value = value

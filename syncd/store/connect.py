@@ -1,0 +1,224 @@
+"""Make the SQLAlchemy engine for a database URL, safely.
+
+For a SQLite file this module owns everything below the SQL: creating the directory (0700) and
+the file (0600) before SQLite touches them, the per-connection pragmas (WAL, busy timeout,
+foreign keys, synchronous=NORMAL), keeping the ``-wal``/``-shm`` files as private as the database
+and the integrity check at open. Other backends get the engine and nothing else. No schema
+knowledge here (that is :mod:`syncd.store.migrate`).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.pool import StaticPool
+
+from syncd.errors import StoreError
+from syncd.store import diagnosis
+
+__all__ = [
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "DatabaseTarget",
+    "check_integrity",
+    "make_engine",
+    "open_engine",
+    "parse_target",
+    "prepare_sqlite_file",
+    "secure_sidecar_files",
+]
+
+#: How long a connection waits for another writer's lock before SQLite reports "locked".
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+_SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseTarget:
+    """A parsed database URL: what to connect to and how to name it in messages."""
+
+    url: URL
+    path: Path | None
+    """The SQLite file, or None for in-memory SQLite and server databases."""
+    is_sqlite: bool
+    is_read_only: bool
+    """SQLite opened with ``mode=ro`` (URI form): syncd must not create anything."""
+
+    @property
+    def display(self) -> str:
+        """The file path, or the URL with its password masked."""
+        if self.path is not None:
+            return str(self.path)
+        return self.url.render_as_string(hide_password=True)
+
+
+def parse_target(url: str | URL) -> DatabaseTarget:
+    """Parse ``url``; a malformed one is a :class:`StoreError` naming it (password masked)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"invalid database URL: {exc}") from exc
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    path: Path | None = None
+    is_read_only = False
+    database = parsed.database or ""
+    if is_sqlite and database and database != ":memory:":
+        if parsed.query.get("uri") == "true" and database.startswith("file:"):
+            # URI filenames (sqlite:///file:/x/state.db?mode=ro&uri=true) carry their own query.
+            database, _, options = database.removeprefix("file:").partition("?")
+            is_read_only = "mode=ro" in options.split("&") or parsed.query.get("mode") == "ro"
+            if "mode=memory" in options.split("&") or parsed.query.get("mode") == "memory":
+                database = ""
+        path = Path(database).expanduser().absolute() if database else None
+    return DatabaseTarget(url=parsed, path=path, is_sqlite=is_sqlite, is_read_only=is_read_only)
+
+
+def prepare_sqlite_file(path: Path) -> bool:
+    """Create ``path``'s directory (0700) and the empty database file (0600) when missing.
+
+    SQLite would create the file with the process umask (often world-readable); creating it
+    ourselves first is the only way to be sure it never exists with looser permissions.
+    Returns True when the file was created here. An existing file or directory keeps the
+    permissions its owner chose.
+
+    Raises:
+        StoreError: the directory or file cannot be created (read-only file system, no space,
+            permission denied).
+    """
+    try:
+        _make_private_dirs(path.parent)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            return False
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have removed bits, never added them; be exact
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise StoreError(diagnosis.describe_os_error(exc, str(path))) from exc
+    return True
+
+
+def _make_private_dirs(directory: Path) -> None:
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for new_dir in reversed(missing):
+        try:
+            new_dir.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # created concurrently by someone else: theirs to own
+        new_dir.chmod(0o700)
+
+
+def secure_sidecar_files(path: Path) -> None:
+    """Give the ``-wal``/``-shm``/``-journal`` files the database file's own permissions.
+
+    They hold the same data as the database; SQLite usually copies the mode itself, this makes
+    sure of it (best effort: a sidecar may vanish at any moment when the last connection closes).
+    """
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    for suffix in _SIDECAR_SUFFIXES:
+        sidecar = path.with_name(path.name + suffix)
+        try:
+            if stat.S_IMODE(sidecar.stat().st_mode) != mode:
+                sidecar.chmod(mode)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(
+                f"cannot restrict permissions of {sidecar}: {exc.strerror or exc}"
+            ) from exc
+
+
+def make_engine(
+    target: DatabaseTarget, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+) -> Engine:
+    """An engine for ``target``; for SQLite every new connection gets syncd's pragmas.
+
+    The engine is safe to share between threads; each unit of work takes its own connection
+    (Session) from the pool.
+    """
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if target.is_sqlite:
+        # The driver's own timeout is the busy timeout too; keep both equal.
+        kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
+        if target.path is None:
+            # An in-memory database lives in one connection: every thread must share it (the
+            # default pool would give each thread its own, empty, unmigrated database).
+            # Good for tests and demos; concurrent sessions share its transaction.
+            kwargs["poolclass"] = StaticPool
+            kwargs["connect_args"]["check_same_thread"] = False
+    engine = create_engine(target.url, **kwargs)
+    if target.is_sqlite:
+        _install_sqlite_pragmas(engine, busy_timeout_ms)
+    return engine
+
+
+def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _set_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            # busy_timeout first: switching to WAL needs a lock that another process may hold.
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # Durable at every checkpoint and safe from corruption in WAL mode; much faster.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+
+def check_integrity(engine: Engine, target: DatabaseTarget) -> None:
+    """Run SQLite's ``quick_check``; anything but "ok" is a corrupt database.
+
+    Raises:
+        StoreError: the file is corrupt, not a database, locked or unreadable.
+    """
+    if not target.is_sqlite:
+        return
+    with engine.connect() as connection:
+        problems = [str(row[0]) for row in connection.exec_driver_sql("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+        raise StoreError(
+            f"state database {target.display} is corrupt (quick_check: {shown}); "
+            f"{diagnosis.CORRUPT_HINT}"
+        )
+
+
+def open_engine(
+    url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+) -> tuple[Engine, DatabaseTarget]:
+    """Prepare the file, make the engine and check integrity: everything before the schema.
+
+    Raises:
+        StoreError: see :func:`prepare_sqlite_file` and :func:`check_integrity`.
+    """
+    target = parse_target(url)
+    if target.path is not None and not target.is_read_only:
+        prepare_sqlite_file(target.path)
+    engine = make_engine(target, busy_timeout_ms=busy_timeout_ms)
+    try:
+        with diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms):
+            check_integrity(engine, target)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine, target

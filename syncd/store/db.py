@@ -1,0 +1,115 @@
+"""The opened state store: an engine, a session factory, and nothing else.
+
+:func:`open_store` is the front door: private file, pragmas, integrity check, migrations (or a
+check that they ran). Sessions come from :meth:`Store.session`, one per unit of work and never
+shared between threads; every database failure inside one becomes a
+:class:`~syncd.errors.StoreError` that names the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from syncd.errors import StoreError
+from syncd.store import connect, diagnosis
+from syncd.store import migrate as migrations
+
+__all__ = ["Store", "open_store"]
+
+
+class Store:
+    """An open state database. Thread-safe; hand each thread its own :meth:`session`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        target: connect.DatabaseTarget,
+        *,
+        busy_timeout_ms: int = connect.DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
+        self.engine = engine
+        #: The SQLite file, or None for a server database.
+        self.path: Path | None = target.path
+        #: The database URL with any password masked: safe to log and show.
+        self.url: str = target.url.render_as_string(hide_password=True)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._where = target.display
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Store(url={self.url!r})"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back when it raises.
+
+        Raises:
+            StoreError: the database failed (locked past the busy timeout, read-only, full,
+                corrupt); the transaction was rolled back.
+        """
+        with (
+            diagnosis.translated(self._where, busy_timeout_ms=self.busy_timeout_ms),
+            self._sessions.begin() as session,
+        ):
+            yield session
+
+    def dispose(self) -> None:
+        """Close every pooled connection (the store is unusable afterwards)."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.dispose()
+
+
+def open_store(
+    url: str,
+    *,
+    migrate: bool = True,
+    busy_timeout_ms: int = connect.DEFAULT_BUSY_TIMEOUT_MS,
+) -> Store:
+    """Open the state database at ``url``, creating a SQLite file (0600, directory 0700).
+
+    With ``migrate`` the schema is brought to the newest revision; without it the schema must
+    already be there (``syncd migrate``), so a read-only caller never changes the file.
+
+    Raises:
+        StoreError: the database is corrupt, not a database, locked, read-only, on a full disk,
+            at an unknown (newer) revision, or (without ``migrate``) not migrated yet.
+    """
+    engine, target = connect.open_engine(url, busy_timeout_ms=busy_timeout_ms)
+    try:
+        if migrate:
+            migrations.upgrade(engine, busy_timeout_ms=busy_timeout_ms)
+        else:
+            _require_head(engine, target, busy_timeout_ms)
+        if target.path is not None:
+            connect.secure_sidecar_files(target.path)
+    except BaseException:
+        engine.dispose()
+        raise
+    return Store(engine, target, busy_timeout_ms=busy_timeout_ms)
+
+
+def _require_head(engine: Engine, target: connect.DatabaseTarget, busy_timeout_ms: int) -> None:
+    current = migrations.current_revision(engine, busy_timeout_ms=busy_timeout_ms)
+    head = migrations.head_revision()
+    if current != head:
+        raise StoreError(
+            f"state database {target.display} is at schema revision "
+            f"{current or '(none: never migrated)'}, but this syncd needs {head}; "
+            "run `syncd migrate` (or use a syncd that matches the database)"
+        )

@@ -1,0 +1,301 @@
+"""Rows of ``local_files``: what the pipeline observed on disk, and the counts status shows.
+
+Writers here record observations (stat, hash, verdict, renames, vanished paths); the upload
+queue's transitions live in :mod:`syncd.store.upload_queue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from datetime import datetime
+from types import EllipsisType
+
+from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from syncd.domain import FileStat, LocalState
+from syncd.errors import StoreError
+from syncd.store import audit_log, rows
+from syncd.store.records import LocalFileRecord
+from syncd.store.schema import LocalFile
+
+__all__ = [
+    "find_missing_by_stat",
+    "folder_fingerprints",
+    "get_local",
+    "get_local_by_id",
+    "list_local",
+    "mark_missing",
+    "oldest_unsynced_since",
+    "pending_count",
+    "pending_totals",
+    "rename_local",
+    "set_state",
+    "state_counts",
+    "upsert_local",
+]
+
+_QUEUED = (LocalState.PENDING, LocalState.UPLOADING)
+
+
+def get_local(s: Session, folder: str, rel_path: str) -> LocalFileRecord | None:
+    """The row of ``rel_path`` in ``folder``, or None."""
+    row = s.scalars(
+        select(LocalFile).where(LocalFile.folder == folder, LocalFile.rel_path == rel_path)
+    ).one_or_none()
+    return None if row is None else rows.to_local_record(row)
+
+
+def get_local_by_id(s: Session, local_id: int) -> LocalFileRecord | None:
+    """The row with ``local_id``, or None."""
+    row = s.get(LocalFile, local_id)
+    return None if row is None else rows.to_local_record(row)
+
+
+def folder_fingerprints(
+    s: Session, folder: str
+) -> dict[str, tuple[FileStat, LocalState, str | None]]:
+    """Every known path of ``folder`` with its stat, state and sha256, in one query (for a scan)."""
+    query = select(
+        LocalFile.rel_path,
+        LocalFile.size,
+        LocalFile.mtime_ns,
+        LocalFile.inode,
+        LocalFile.state,
+        LocalFile.sha256,
+    ).where(LocalFile.folder == folder)
+    return {
+        rel_path: (FileStat(size=size, mtime_ns=mtime_ns, inode=inode), state, sha256)
+        for rel_path, size, mtime_ns, inode, state, sha256 in s.execute(query)
+    }
+
+
+def upsert_local(
+    s: Session,
+    folder: str,
+    rel_path: str,
+    *,
+    purpose: str,
+    stat: FileStat,
+    sha256: str | None,
+    state: LocalState,
+    last_error: str | None = None,
+    remote_file_id: str | None = None,
+    reset_attempts: bool = False,
+    now: datetime,
+) -> LocalFileRecord:
+    """Record what was observed at ``rel_path``: create the row or update it in place.
+
+    ``last_error`` replaces the stored one (None clears it). ``remote_file_id`` None keeps the
+    stored pointer: it names the last uploaded version, which a later upload supersedes.
+    ``reset_attempts`` starts a fresh retry series (new content): attempts 0, due now, and any
+    earlier upload intent forgotten (it was for other bytes).
+    """
+    row = s.scalars(
+        select(LocalFile).where(LocalFile.folder == folder, LocalFile.rel_path == rel_path)
+    ).one_or_none()
+    if row is None:
+        row = LocalFile(
+            folder=folder,
+            rel_path=rel_path,
+            purpose=purpose,
+            size=stat.size,
+            mtime_ns=stat.mtime_ns,
+            inode=stat.inode,
+            sha256=sha256,
+            state=state,
+            attempts=0,
+            last_error=last_error,
+            remote_file_id=remote_file_id,
+            first_seen_at=now,
+            updated_at=now,
+            state_changed_at=now,
+        )
+        s.add(row)
+    else:
+        rows.move_state(row, state, now)
+        row.purpose = purpose
+        row.size, row.mtime_ns, row.inode = stat.size, stat.mtime_ns, stat.inode
+        row.sha256 = sha256
+        row.last_error = last_error
+        if remote_file_id is not None:
+            row.remote_file_id = remote_file_id
+        if reset_attempts:
+            row.attempts = 0
+            row.next_attempt_at = None
+            row.intent_started_at = None
+            row.intent_filename = None
+    s.flush()
+    return rows.to_local_record(row)
+
+
+def set_state(
+    s: Session,
+    local_id: int,
+    state: LocalState,
+    *,
+    now: datetime,
+    last_error: str | None = None,
+    remote_file_id: str | EllipsisType | None = ...,
+    next_attempt_at: datetime | None = None,
+) -> None:
+    """Move one row to ``state``; ``last_error`` and ``next_attempt_at`` are set as given.
+
+    ``remote_file_id`` is left alone unless passed (None clears it). Leaving ``pending`` and
+    ``uploading`` forgets the upload intent.
+    """
+    row = rows.local_row(s, local_id)
+    rows.move_state(row, state, now)
+    row.last_error = last_error
+    row.next_attempt_at = next_attempt_at
+    if not isinstance(remote_file_id, EllipsisType):
+        row.remote_file_id = remote_file_id
+
+
+def rename_local(s: Session, local_id: int, new_rel_path: str, *, now: datetime) -> None:
+    """Move a row to ``new_rel_path`` in its folder, keeping its state, history and remote file.
+
+    Raises:
+        StoreError: another row already holds ``new_rel_path`` (judge that path instead).
+    """
+    row = rows.local_row(s, local_id)
+    old_rel_path = row.rel_path
+    if old_rel_path == new_rel_path:
+        return
+    taken = s.scalar(
+        select(LocalFile.id).where(
+            LocalFile.folder == row.folder, LocalFile.rel_path == new_rel_path
+        )
+    )
+    if taken is not None:
+        raise StoreError(
+            f"cannot rename {old_rel_path!r} to {new_rel_path!r} in {row.folder}: "
+            "that path already has its own row"
+        )
+    row.rel_path = new_rel_path
+    row.updated_at = now
+    audit_log.audit(
+        s,
+        "rename",
+        now=now,
+        folder=row.folder,
+        rel_path=new_rel_path,
+        sha256=row.sha256,
+        file_id=row.remote_file_id,
+        bytes=row.size,
+        detail=f"renamed from {old_rel_path}",
+    )
+    s.flush()
+
+
+def mark_missing(s: Session, folder: str, rel_paths: Iterable[str], *, now: datetime) -> int:
+    """Mark these paths of ``folder`` as gone from disk; returns how many rows changed.
+
+    Their remote files stay (retention decides); a pending upload of a vanished file is dropped.
+    """
+    changed = 0
+    for chunk in rows.chunked(sorted(set(rel_paths))):
+        result = s.execute(
+            update(LocalFile)
+            .where(
+                LocalFile.folder == folder,
+                LocalFile.rel_path.in_(chunk),
+                LocalFile.state != LocalState.MISSING,
+            )
+            .values(
+                state=LocalState.MISSING,
+                state_changed_at=now,
+                updated_at=now,
+                next_attempt_at=None,
+                intent_started_at=None,
+                intent_filename=None,
+            )
+        )
+        assert isinstance(result, CursorResult)
+        changed += result.rowcount
+    return changed
+
+
+def find_missing_by_stat(s: Session, folder: str, stat: FileStat) -> LocalFileRecord | None:
+    """A ``missing`` row of ``folder`` with exactly this stat (inode included): a moved file.
+
+    Without an inode (0: unknown) nothing matches, since size and mtime alone are weak evidence.
+    """
+    if not stat.inode:
+        return None
+    row = s.scalars(
+        select(LocalFile)
+        .where(
+            LocalFile.folder == folder,
+            LocalFile.state == LocalState.MISSING,
+            LocalFile.inode == stat.inode,
+            LocalFile.size == stat.size,
+            LocalFile.mtime_ns == stat.mtime_ns,
+        )
+        .order_by(LocalFile.state_changed_at.desc(), LocalFile.id.desc())
+        .limit(1)
+    ).one_or_none()
+    return None if row is None else rows.to_local_record(row)
+
+
+def list_local(
+    s: Session,
+    *,
+    folder: str | None = None,
+    states: Collection[LocalState] | None = None,
+    limit: int | None = None,
+) -> list[LocalFileRecord]:
+    """Rows ordered by folder and path, optionally of one folder and some states."""
+    query = select(LocalFile).order_by(LocalFile.folder, LocalFile.rel_path)
+    if folder is not None:
+        query = query.where(LocalFile.folder == folder)
+    if states is not None:
+        query = query.where(LocalFile.state.in_(list(states)))
+    if limit is not None:
+        query = query.limit(limit)
+    return [rows.to_local_record(row) for row in s.scalars(query)]
+
+
+def state_counts(s: Session) -> dict[str, dict[str, int]]:
+    """folder -> state value -> number of rows (states with no rows are left out)."""
+    counts: dict[str, dict[str, int]] = {}
+    query = select(LocalFile.folder, LocalFile.state, func.count()).group_by(
+        LocalFile.folder, LocalFile.state
+    )
+    for folder, state, count in s.execute(query):
+        counts.setdefault(folder, {})[LocalState(state).value] = count
+    return counts
+
+
+def pending_count(s: Session, *, now: datetime | None = None) -> int:
+    """Rows waiting for or in an upload; with ``now``, pending rows not yet due are left out."""
+    query = select(func.count()).select_from(LocalFile).where(LocalFile.state.in_(_QUEUED))
+    if now is not None:
+        query = query.where(
+            or_(
+                LocalFile.state == LocalState.UPLOADING,
+                LocalFile.next_attempt_at.is_(None),
+                LocalFile.next_attempt_at <= now,
+            )
+        )
+    return s.scalar(query) or 0
+
+
+def pending_totals(s: Session, *, folders: Collection[str] | None = None) -> tuple[int, int]:
+    """(files, bytes) waiting for or in an upload, optionally only in ``folders``."""
+    query = select(func.count(), func.coalesce(func.sum(LocalFile.size), 0)).where(
+        LocalFile.state.in_(_QUEUED)
+    )
+    if folders is not None:
+        query = query.where(LocalFile.folder.in_(list(folders)))
+    files, size = s.execute(query).one()
+    return int(files), int(size)
+
+
+def oldest_unsynced_since(s: Session) -> datetime | None:
+    """Since when the longest-waiting file's current content has not been on the remote."""
+    query = select(func.min(LocalFile.state_changed_at)).where(
+        LocalFile.state.in_(rows.UNSYNCED_STATES)
+    )
+    # min() keeps the column's type, so the value comes back aware (UTCDateTime).
+    return s.scalar(query)

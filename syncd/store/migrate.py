@@ -1,0 +1,224 @@
+"""Run the Alembic migrations programmatically: no ``alembic.ini``, our engine, our pragmas.
+
+The migration scripts live in the repository's top-level ``migrations/`` folder; an installed
+wheel carries them as ``syncd/_migrations``. This is the one place that finds them.
+
+On SQLite the whole upgrade runs in one ``BEGIN IMMEDIATE`` transaction with foreign keys off
+(batch migrations recreate tables, and dropping a referenced table would otherwise fire its
+``ON DELETE`` actions), then checks the foreign keys before it commits. Two processes starting
+at once therefore migrate one after the other, never half each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+import syncd
+from syncd.errors import StoreError
+from syncd.store import connect, diagnosis
+
+__all__ = [
+    "MigrationResult",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "migrations_dir",
+    "new_revision",
+    "upgrade",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationResult:
+    """Where the schema was before an upgrade and where it is now."""
+
+    database: str
+    """The database file, or its URL with the password masked."""
+    before: str | None
+    """None for a database that had never been migrated."""
+    after: str
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+def migrations_dir() -> Path:
+    """The folder holding ``env.py`` and ``versions/``: the wheel's copy, else the checkout's.
+
+    Raises:
+        StoreError: neither exists (a broken installation).
+    """
+    package = Path(syncd.__file__).parent
+    candidates = (package / "_migrations", package.parent / "migrations")
+    for candidate in candidates:
+        if (candidate / "env.py").is_file():
+            return candidate
+    looked = " and ".join(str(c) for c in candidates)
+    raise StoreError(f"database migrations not found (looked in {looked}); reinstall syncd")
+
+
+def alembic_config(connection: Connection | None = None, *, url: str | None = None) -> Config:
+    """An Alembic config pointing at our migrations; ``env.py`` uses ``connection`` if given."""
+    config = Config()
+    # Config values go through ConfigParser interpolation: a literal % must be doubled.
+    config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this syncd knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise StoreError(f"no migrations found in {migrations_dir()}; reinstall syncd")
+    return head
+
+
+@contextmanager
+def _engine_for(
+    engine_or_url: Engine | str, busy_timeout_ms: int
+) -> Iterator[tuple[Engine, connect.DatabaseTarget]]:
+    if isinstance(engine_or_url, Engine):
+        yield engine_or_url, connect.parse_target(engine_or_url.url)
+        return
+    engine, target = connect.open_engine(engine_or_url, busy_timeout_ms=busy_timeout_ms)
+    try:
+        yield engine, target
+    finally:
+        engine.dispose()
+
+
+def current_revision(
+    engine_or_url: Engine | str, *, busy_timeout_ms: int = connect.DEFAULT_BUSY_TIMEOUT_MS
+) -> str | None:
+    """The database's schema revision; None when it was never migrated."""
+    with (
+        _engine_for(engine_or_url, busy_timeout_ms) as (engine, target),
+        diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms),
+        engine.connect() as connection,
+    ):
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade(
+    engine_or_url: Engine | str, *, busy_timeout_ms: int = connect.DEFAULT_BUSY_TIMEOUT_MS
+) -> MigrationResult:
+    """Bring the schema to the newest revision (a no-op when it is there already).
+
+    A URL is opened the way :func:`syncd.store.open_store` opens it (private file, pragmas,
+    integrity check) and closed afterwards; an engine is used as it is.
+
+    Raises:
+        StoreError: the database is unusable, or its revision is unknown to this syncd (written
+            by a newer version), or a migration failed (nothing of it is kept on SQLite).
+    """
+    head = head_revision()
+    with _engine_for(engine_or_url, busy_timeout_ms) as (engine, target):
+        with diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms):
+            result = _upgrade(engine, target, head)
+        if target.path is not None:
+            connect.secure_sidecar_files(target.path)
+        return result
+
+
+def _upgrade(engine: Engine, target: connect.DatabaseTarget, head: str) -> MigrationResult:
+    # Already current (every start but the first after an update): no write lock taken, so a
+    # read-only copy opens, and a running daemon is not held up.
+    with engine.connect() as connection:
+        if MigrationContext.configure(connection).get_current_revision() == head:
+            return MigrationResult(database=target.display, before=head, after=head)
+    with engine.connect() as connection:
+        if target.is_sqlite:
+            # PRAGMA foreign_keys is a no-op inside a transaction: switch it off before BEGIN.
+            connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            # Read again under the lock: another process may have migrated meanwhile.
+            before = MigrationContext.configure(connection).get_current_revision()
+            _check_known(before, head, target)
+            if before != head:
+                try:
+                    command.upgrade(alembic_config(connection), "head")
+                except CommandError as exc:
+                    raise StoreError(
+                        f"migrating state database {target.display} to {head} failed: {exc}"
+                    ) from exc
+            if target.is_sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise StoreError(
+                        f"migrating state database {target.display} broke {len(broken)} "
+                        f"foreign key(s), first: {tuple(broken[0])}; nothing was changed"
+                    )
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            if target.is_sqlite:
+                _restore_foreign_keys(connection)
+    return MigrationResult(database=target.display, before=before, after=head)
+
+
+def _restore_foreign_keys(connection: Connection) -> None:
+    try:
+        connection.exec_driver_sql("PRAGMA foreign_keys = ON")
+        connection.commit()
+    except DBAPIError:
+        # Never hand the pool a connection without foreign keys: drop it, a new one gets them.
+        connection.invalidate()
+
+
+def _check_known(revision: str | None, head: str, target: connect.DatabaseTarget) -> None:
+    if revision is None:
+        return
+    try:
+        known = ScriptDirectory.from_config(alembic_config()).get_revision(revision)
+    except CommandError:
+        known = None
+    if known is None:
+        raise StoreError(
+            f"state database {target.display} has schema revision {revision!r}, which this "
+            f"syncd does not know (its newest is {head!r}): it was written by a newer syncd; "
+            "upgrade syncd, or restore a backup made before the newer version ran"
+        )
+
+
+def new_revision(message: str, *, url: str) -> Path:
+    """For developers: autogenerate the next migration from the models, against ``url``.
+
+    The database at ``url`` (a scratch SQLite file) is first brought to the current head, so the
+    new script holds only the difference. Returns the new script's path.
+    """
+    upgrade(url)
+    script = ScriptDirectory.from_config(alembic_config())
+    number = len(list(script.walk_revisions())) + 1
+    engine, _target = connect.open_engine(url)
+    try:
+        with engine.connect() as connection:
+            created = command.revision(
+                alembic_config(connection),
+                message=message,
+                autogenerate=True,
+                rev_id=f"{number:04d}",
+            )
+    finally:
+        engine.dispose()
+    if created is None or isinstance(created, list):
+        raise StoreError(f"alembic created no single revision for {message!r}")
+    return Path(created.path)

@@ -1,0 +1,82 @@
+"""Frozen records the repository hands out: plain values, safe to pass between threads.
+
+ORM rows never leave the store (they are bound to a Session and expire with it); callers get
+these instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from syncd.domain import FileStat, LocalState
+
+__all__ = ["AuditRecord", "LocalFileRecord", "RemoteFileRecord"]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFileRecord:
+    """One row of ``local_files``: a path in a folder and where its content stands."""
+
+    id: int
+    folder: str
+    rel_path: str
+    purpose: str
+    size: int
+    mtime_ns: int
+    inode: int
+    sha256: str | None
+    state: LocalState
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    remote_file_id: str | None
+    intent_started_at: datetime | None
+    intent_filename: str | None
+    first_seen_at: datetime
+    updated_at: datetime
+    state_changed_at: datetime
+
+    @property
+    def stat(self) -> FileStat:
+        """The fingerprint recorded when the file was last looked at."""
+        return FileStat(size=self.size, mtime_ns=self.mtime_ns, inode=self.inode)
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteFileRecord:
+    """One row of ``remote_files``: a file syncd uploaded or adopted, alive or deleted."""
+
+    file_id: str
+    purpose: str
+    filename: str
+    bytes: int
+    sha256: str
+    created_at: datetime
+    uploaded_at: datetime
+    local_file_id: int | None
+    folder: str
+    rel_path: str
+    superseded_at: datetime | None
+    deleted_at: datetime | None
+    delete_reason: str | None
+
+    @property
+    def is_live(self) -> bool:
+        """Still on the remote, as far as syncd knows."""
+        return self.deleted_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One line of the audit trail."""
+
+    id: int
+    at: datetime
+    action: str
+    folder: str | None
+    rel_path: str | None
+    sha256: str | None
+    file_id: str | None
+    bytes: int | None
+    detail: str | None

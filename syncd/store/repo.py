@@ -1,0 +1,81 @@
+"""Repository functions: every read and write of the state store goes through here.
+
+Each function takes a Session first (from :meth:`syncd.store.Store.session`, one per unit of
+work, never shared between threads) and returns frozen records, never ORM rows. The queries are
+plain SQLAlchemy Core/ORM constructs that run unchanged on SQLite and PostgreSQL.
+
+``state_changed_at`` says since when a row is in its state; a retry cycle (``pending`` <->
+``uploading``) counts as one state, so "unsynced since" survives retries.
+
+The functions live in modules by concern and are gathered here, so callers write
+``repo.claim_due_uploads(...)`` whatever module holds it.
+"""
+
+from __future__ import annotations
+
+from syncd.store.audit_log import audit, audit_entries, get_meta, set_meta
+from syncd.store.local_files import (
+    find_missing_by_stat,
+    folder_fingerprints,
+    get_local,
+    get_local_by_id,
+    list_local,
+    mark_missing,
+    oldest_unsynced_since,
+    pending_count,
+    pending_totals,
+    rename_local,
+    set_state,
+    state_counts,
+    upsert_local,
+)
+from syncd.store.remotes import (
+    find_live_remote_by_content,
+    get_remote,
+    record_remote_deleted,
+    remote_files,
+    remote_ids_with_filename,
+)
+from syncd.store.upload_queue import (
+    claim_due_uploads,
+    inflight_uploads,
+    next_due_at,
+    record_failure,
+    record_upload,
+    reset_inflight,
+    retry_failed,
+    reuse_remote,
+)
+
+__all__ = [
+    "audit",
+    "audit_entries",
+    "claim_due_uploads",
+    "find_live_remote_by_content",
+    "find_missing_by_stat",
+    "folder_fingerprints",
+    "get_local",
+    "get_local_by_id",
+    "get_meta",
+    "get_remote",
+    "inflight_uploads",
+    "list_local",
+    "mark_missing",
+    "next_due_at",
+    "oldest_unsynced_since",
+    "pending_count",
+    "pending_totals",
+    "record_failure",
+    "record_remote_deleted",
+    "record_upload",
+    "remote_files",
+    "remote_ids_with_filename",
+    "rename_local",
+    "reset_inflight",
+    "retry_failed",
+    "reuse_remote",
+    "set_meta",
+    "set_state",
+    "state_counts",
+    "upsert_local",
+]

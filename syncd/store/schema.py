@@ -1,0 +1,189 @@
+"""The state store's tables as SQLAlchemy 2 typed ORM models.
+
+Only the store package sees these classes: repository functions turn rows into the frozen
+records of :mod:`syncd.store.records`. Every column type here works on SQLite and PostgreSQL
+alike; the Alembic migrations in ``migrations/versions`` must produce exactly this schema (a test
+compares them).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from syncd.domain import LocalState
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "AuditEntry",
+    "Base",
+    "LocalFile",
+    "LocalStateType",
+    "Meta",
+    "RemoteFile",
+    "UTCDateTime",
+]
+
+#: Deterministic constraint names, so a batch migration on SQLite can find and alter them.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+SHA256_HEX = 64
+FILE_ID_LENGTH = 128
+PURPOSE_LENGTH = 32
+STATE_LENGTH = 16
+ACTION_LENGTH = 32
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no time zone type and SQLAlchemy drops ``tzinfo`` on the way in, so values are
+    normalised to UTC before they are stored and marked UTC again when read. Naive datetimes
+    are refused: a naive value is a bug (whose local time would it be?).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r} given to the state store; use UTC")
+        value = value.astimezone(UTC)
+        # SQLite stores the wall-clock text only, which is now UTC by construction.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class LocalStateType(TypeDecorator[LocalState]):
+    """:class:`~syncd.domain.LocalState` stored as its plain string value.
+
+    A string column (not a native enum) keeps adding a state a code change, not a migration.
+    """
+
+    impl = String(STATE_LENGTH)
+    cache_ok = True
+
+    def process_bind_param(self, value: LocalState | str | None, dialect: Dialect) -> str | None:
+        return None if value is None else LocalState(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> LocalState | None:
+        return None if value is None else LocalState(value)
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose metadata is the target of the Alembic migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class LocalFile(Base):
+    """One path inside one configured folder, and where its content stands."""
+
+    __tablename__ = "local_files"
+    __table_args__ = (
+        UniqueConstraint("folder", "rel_path"),
+        Index("ix_local_files_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_local_files_sha256", "sha256"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    folder: Mapped[str] = mapped_column(Text)
+    """The folder's configured absolute path: the folder's identity."""
+    rel_path: Mapped[str] = mapped_column(Text)
+    """Root-relative POSIX path."""
+    purpose: Mapped[str] = mapped_column(String(PURPOSE_LENGTH))
+    size: Mapped[int] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(SHA256_HEX))
+    state: Mapped[LocalState] = mapped_column(LocalStateType())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    remote_file_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
+    """The remote file holding this row's last uploaded content (kept to supersede it later)."""
+    intent_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the first not-yet-settled upload attempt was claimed (adopt before re-sending)."""
+    intent_filename: Mapped[str | None] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RemoteFile(Base):
+    """One file syncd put on (or adopted from) the Files API, alive or deleted."""
+
+    __tablename__ = "remote_files"
+    __table_args__ = (Index("ix_remote_files_sha256_purpose", "sha256", "purpose"),)
+
+    file_id: Mapped[str] = mapped_column(String(FILE_ID_LENGTH), primary_key=True)
+    purpose: Mapped[str] = mapped_column(String(PURPOSE_LENGTH))
+    filename: Mapped[str] = mapped_column(Text)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(SHA256_HEX))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """The server's ``created_at``."""
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    local_file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("local_files.id", ondelete="SET NULL"), index=True
+    )
+    folder: Mapped[str] = mapped_column(Text)
+    rel_path: Mapped[str] = mapped_column(Text)
+    """The path at upload time (a later rename does not change it)."""
+    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delete_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class AuditEntry(Base):
+    """An append-only line of what syncd did to the remote (and why)."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    action: Mapped[str] = mapped_column(String(ACTION_LENGTH))
+    folder: Mapped[str | None] = mapped_column(Text)
+    rel_path: Mapped[str | None] = mapped_column(Text)
+    sha256: Mapped[str | None] = mapped_column(String(SHA256_HEX))
+    file_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
+    bytes: Mapped[int | None] = mapped_column(BigInteger)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class Meta(Base):
+    """Small key/value facts about the store itself (e.g. a clean-shutdown marker)."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

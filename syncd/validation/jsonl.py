@@ -1,0 +1,136 @@
+"""Read a JSONL stream one line at a time and hand out the lines that are JSON objects.
+
+Format errors (not UTF-8, not JSON, not an object, a blank line between records, a line too long
+to check) go to an :class:`~syncd.validation.result.ErrorLog` with their line numbers. Memory
+stays bounded by one line, and one line by :data:`MAX_LINE_BYTES`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from syncd.validation.result import ErrorLog
+
+__all__ = ["MAX_LINE_BYTES", "JsonlReader", "json_type", "short_repr"]
+
+#: Longest line that is parsed. A longer one is reported and skipped without being held in
+#: memory, so a binary file with no newlines cannot make validation read 500 MB at once.
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+#: Chunk size used to skip past the rest of an over-long line.
+_SKIP_CHUNK_BYTES = 1024 * 1024
+
+_BOM = "\ufeff"
+
+
+def json_type(value: object) -> str:
+    """The JSON name of ``value``'s type, with an article: "an array", "null"."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """``repr(value)`` cut to about ``limit`` characters, for quoting user data in messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _reject_constant(name: str) -> Any:
+    # json.loads accepts NaN and Infinity by default; JSON (and the API) does not.
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+# One stateless decoder for every line: json.loads with a hook would build one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+class JsonlReader:
+    """Iterate ``(line number, object)`` over the JSON-object lines of a binary stream.
+
+    Blank lines at the end are allowed; a blank line followed by another record is an error.
+    After iterating, :attr:`records` holds the number of non-blank lines.
+    """
+
+    def __init__(self, stream: BinaryIO, errors: ErrorLog) -> None:
+        self._stream = stream
+        self._errors = errors
+        self.records = 0
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        blank_lines: list[int] = []
+        number = 0
+        for number, raw in self._lines():
+            if raw is not None and not raw.strip():
+                blank_lines.append(number)
+                continue
+            for blank in blank_lines:
+                self._errors.add(f"line {blank}: blank line; JSONL needs one JSON object per line")
+            blank_lines.clear()
+            self.records += 1
+            if raw is None:
+                limit_mib = MAX_LINE_BYTES // (1024 * 1024)
+                self._errors.add(f"line {number}: longer than {limit_mib} MiB; not checked")
+                continue
+            value = self._parse(number, raw)
+            if value is not None:
+                yield number, value
+        if number and self.records == 0:
+            self._errors.add("file has only blank lines; no JSON records")
+
+    def _lines(self) -> Iterator[tuple[int, bytes | None]]:
+        """Number and bytes of each line; None for a line over :data:`MAX_LINE_BYTES`."""
+        read_line = self._stream.readline
+        number = 0
+        while raw := read_line(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while chunk := read_line(_SKIP_CHUNK_BYTES):
+                    if chunk.endswith(b"\n"):
+                        break
+                yield number, None
+            else:
+                yield number, raw
+
+    def _parse(self, number: int, raw: bytes) -> dict[str, Any] | None:
+        """The object on this line, or None after recording why there is none."""
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            self._errors.add(
+                f"line {number}: not valid UTF-8 "
+                f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+            )
+            return None
+        if number == 1 and text.startswith(_BOM):
+            self._errors.add(
+                "line 1: starts with a byte order mark (BOM); save the file as UTF-8 without BOM"
+            )
+            text = text[len(_BOM) :]
+        try:
+            value = _DECODER.decode(text)
+        except json.JSONDecodeError as exc:
+            self._errors.add(f"line {number}: not valid JSON: {exc.msg} (column {exc.colno})")
+            return None
+        except ValueError as exc:  # a NaN or Infinity, from _reject_constant
+            self._errors.add(f"line {number}: not valid JSON: {exc}")
+            return None
+        except RecursionError:
+            self._errors.add(f"line {number}: not valid JSON: nested too deeply")
+            return None
+        if not isinstance(value, dict):
+            self._errors.add(f"line {number}: expected a JSON object, got {json_type(value)}")
+            return None
+        return value

@@ -1,0 +1,137 @@
+"""``syncd check-config``: a summary on success (never the key), exit 78 on a bad config."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+
+from syncd.cli import cli
+
+KEY = "sk-check-config-7f3a9c"
+# Variables the command reads; cleared so the machine running the tests does not leak in.
+CLEAN_ENV: dict[str, str | None] = {
+    "MISTRAL_API_KEY": None,
+    "SYNCD_CONFIG": None,
+    "STATE_DIRECTORY": None,
+    "CREDENTIALS_DIRECTORY": None,
+}
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    """A config file in ``tmp_path`` with one existing folder ``data`` plus ``text``."""
+    (tmp_path / "data").mkdir(exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        text + '\n[[folders]]\npath = "data"\npurpose = "fine-tune"\nretention = "30d"\n'
+    )
+    return path
+
+
+def check(path: Path, env: Mapping[str, str] | None = None) -> Result:
+    """Run ``syncd -c PATH check-config`` in a clean environment."""
+    return CliRunner().invoke(
+        cli, ["-c", str(path), "check-config"], env={**CLEAN_ENV, **(env or {})}
+    )
+
+
+def test_valid_config_prints_a_summary(tmp_path: Path) -> None:
+    """Exit 0 with folders (purpose, include, retention), state url and server listed."""
+    path = write_config(tmp_path, '[state]\nurl = "sqlite:///var/state.db"\n')
+    result = check(path)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert f"config:    {path} (ok)" in out
+    assert f"embedded emulator (data in {tmp_path / 'var' / 'emulator'})" in out
+    assert f"state:     sqlite:///{tmp_path}/var/state.db" in out
+    assert f"  - data: {tmp_path / 'data'}" in out
+    assert "purpose fine-tune, include *.jsonl, exclude built-in" in out
+    assert "delete after 30d" in out
+    assert "retention: runs every 1h, at most 100 deletes per run" in out
+    assert result.stderr == ""
+
+
+def test_key_found_in_environment_is_reported_not_shown(tmp_path: Path) -> None:
+    """The summary says where the key was found and never prints it."""
+    path = write_config(tmp_path, '[api]\nserver_url = "https://api.mistral.ai"\n')
+    result = check(path, {"MISTRAL_API_KEY": KEY})
+    assert result.exit_code == 0, result.output
+    assert "api key:   found in environment variable MISTRAL_API_KEY" in result.stdout
+    assert KEY not in result.output
+
+
+def test_key_found_in_file_is_reported_not_shown(tmp_path: Path) -> None:
+    """A key from $CREDENTIALS_DIRECTORY names the file, not its content."""
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "mistral").write_text(KEY + "\n")
+    path = write_config(
+        tmp_path, '[api]\nserver_url = "https://api.mistral.ai"\napi_key_file = "mistral"\n'
+    )
+    result = check(path, {"CREDENTIALS_DIRECTORY": str(credentials)})
+    assert result.exit_code == 0, result.output
+    assert f"api key:   found in file {credentials / 'mistral'}" in result.stdout
+    assert KEY not in result.output
+
+
+def test_missing_key_for_the_real_api_is_a_warning(tmp_path: Path) -> None:
+    """No key with a real server: 'not found' and a warning, still exit 0."""
+    path = write_config(tmp_path, '[api]\nserver_url = "https://api.mistral.ai"\n')
+    result = check(path)
+    assert result.exit_code == 0, result.output
+    assert "api key:   not found (looked in environment variable MISTRAL_API_KEY)" in result.stdout
+    assert "warning: no API key found" in result.stderr
+
+
+def test_database_password_is_masked(tmp_path: Path) -> None:
+    """A password in the state url is shown as ***."""
+    path = write_config(tmp_path, '[state]\nurl = "postgresql://syncd:hunter22@db/syncd"\n')
+    result = check(path)
+    assert result.exit_code == 0, result.output
+    assert "state:     postgresql://syncd:***@db/syncd" in result.stdout
+    assert "hunter22" not in result.output
+
+
+def test_warnings_are_printed_and_exit_is_zero(tmp_path: Path) -> None:
+    """An unknown purpose and a missing folder are warnings on stderr, not failures."""
+    path = write_config(tmp_path, '[[folders]]\npath = "absent"\npurpose = "speech"\n')
+    result = check(path)
+    assert result.exit_code == 0, result.output
+    assert "warning: folders[0].purpose: unknown purpose 'speech'" in result.stderr
+    assert f"warning: folders[0].path: {tmp_path / 'absent'} does not exist" in result.stderr
+
+
+def test_bad_config_exits_78_with_one_error_line_per_problem(tmp_path: Path) -> None:
+    """A bad config prints 'error: <file>: <key>: ...' lines to stderr and exits 78."""
+    path = write_config(tmp_path, "[api]\nconcurrency = 0\n[log]\nformat = 'xml'\n")
+    result = check(path)
+    assert result.exit_code == 78
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: {path}: api.concurrency: must be between 1 and 64 (got 0)",
+        f"error: {path}: log.format: must be one of 'json', 'console' or 'auto' (got 'xml')",
+    ]
+
+
+def test_missing_config_exits_78(tmp_path: Path) -> None:
+    """A missing config file is a config error: exit 78."""
+    result = check(tmp_path / "missing.toml")
+    assert result.exit_code == 78
+    assert "config file not found" in result.stderr
+
+
+def test_unreadable_key_file_exits_78(tmp_path: Path) -> None:
+    """A key file that cannot be read is a config error: exit 78."""
+    path = write_config(tmp_path, '[api]\napi_key_file = "no-such-key"\n')
+    result = check(path)
+    assert result.exit_code == 78
+    assert f"cannot read {tmp_path / 'no-such-key'}" in result.stderr
+
+
+def test_config_path_from_syncd_config_variable(tmp_path: Path) -> None:
+    """Without -c the path comes from $SYNCD_CONFIG."""
+    path = write_config(tmp_path, "")
+    result = CliRunner().invoke(cli, ["check-config"], env={**CLEAN_ENV, "SYNCD_CONFIG": str(path)})
+    assert result.exit_code == 0, result.output
+    assert f"config:    {path} (ok)" in result.stdout

@@ -1,0 +1,340 @@
+"""The state store's database file: creation, permissions, pragmas, and every way it can fail.
+
+All against real SQLite files in tmp dirs. Lock holders run in real subprocesses; the
+read-only cases run one subprocess without the capabilities that let root ignore file modes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from syncd.domain import FileStat, LocalState
+from syncd.errors import StoreError
+from syncd.store import Store, connect, open_store, repo
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+SHA = "a" * 64
+
+
+def sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def mode_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def add_row(store: Store, rel_path: str = "a.jsonl", *, last_error: str | None = None) -> None:
+    with store.session() as s:
+        repo.upsert_local(
+            s,
+            "/data",
+            rel_path,
+            purpose="fine-tune",
+            stat=FileStat(size=1, mtime_ns=1, inode=1),
+            sha256=SHA,
+            state=LocalState.PENDING,
+            last_error=last_error,
+            now=NOW,
+        )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    opened = open_store(sqlite_url(tmp_path / "state.db"))
+    yield opened
+    opened.dispose()
+
+
+class LockHolder:
+    """Another process holding ``BEGIN EXCLUSIVE`` on a database until released."""
+
+    _SCRIPT = textwrap.dedent(
+        """
+        import sqlite3, sys
+        connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+        connection.execute("BEGIN EXCLUSIVE")
+        print("locked", flush=True)
+        sys.stdin.readline()
+        connection.execute("ROLLBACK")
+        """
+    )
+
+    def __init__(self, path: Path) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", self._SCRIPT, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        # Blocks until the lock is held: no sleeping, no polling.
+        assert self._process.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        assert self._process.stdin is not None
+        assert self._process.stdout is not None
+        self._process.stdin.write("\n")
+        self._process.stdin.close()
+        assert self._process.wait(timeout=10) == 0
+        self._process.stdout.close()
+
+
+def test_new_database_file_is_0600_in_new_0700_directories(tmp_path: Path) -> None:
+    """A database syncd creates is private: file 0600, every directory it made 0700."""
+    path = tmp_path / "var" / "lib" / "state.db"
+    opened = open_store(sqlite_url(path))
+    try:
+        add_row(opened)
+        assert mode_of(path) == 0o600
+        assert mode_of(path.parent) == 0o700
+        assert mode_of(path.parent.parent) == 0o700
+        sidecars = [path.with_name(path.name + suffix) for suffix in ("-wal", "-shm")]
+        assert all(p.exists() for p in sidecars)
+        assert all(mode_of(p) == 0o600 for p in sidecars)
+    finally:
+        opened.dispose()
+
+
+def test_existing_directory_keeps_its_permissions(tmp_path: Path) -> None:
+    """An existing state directory is not chmod-ed: its owner chose its mode."""
+    directory = tmp_path / "shared"
+    directory.mkdir()
+    directory.chmod(0o755)
+    open_store(sqlite_url(directory / "state.db")).dispose()
+    assert mode_of(directory) == 0o755
+    assert mode_of(directory / "state.db") == 0o600
+
+
+def test_every_pooled_connection_gets_the_pragmas(store: Store) -> None:
+    """WAL, foreign keys, synchronous=NORMAL and the busy timeout hold on each connection."""
+    with store.engine.connect() as first, store.engine.connect() as second:
+        for connection in (first, second):
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+
+
+def test_busy_timeout_is_configurable(tmp_path: Path) -> None:
+    """open_store's busy_timeout_ms reaches SQLite."""
+    opened = open_store(sqlite_url(tmp_path / "state.db"), busy_timeout_ms=250)
+    try:
+        with opened.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 250
+    finally:
+        opened.dispose()
+
+
+def test_session_commits_on_success_and_rolls_back_on_error(store: Store) -> None:
+    """A session is one transaction: an exception inside it leaves nothing behind."""
+    with pytest.raises(RuntimeError), store.session() as s:
+        repo.audit(s, "upload", now=NOW, file_id="file-rolled-back")
+        s.flush()
+        raise RuntimeError("boom")
+    with store.session() as s:
+        repo.audit(s, "upload", now=NOW, file_id="file-kept")
+    with store.session() as s:
+        assert [e.file_id for e in repo.audit_entries(s)] == ["file-kept"]
+
+
+def test_repr_and_url_never_show_a_password(store: Store) -> None:
+    """URLs are shown with the password masked, wherever they appear."""
+    target = connect.parse_target("postgresql://syncd:hunter2@db.example/syncd")
+    assert "hunter2" not in target.display
+    assert "***" in target.display
+    assert repr(store) == f"Store(url={store.url!r})"
+    assert str(store.path) in store.url
+
+
+def test_corrupt_database_is_refused_not_recreated(tmp_path: Path) -> None:
+    """Damaged pages fail the integrity check with a StoreError naming the file."""
+    path = tmp_path / "state.db"
+    opened = open_store(sqlite_url(path))
+    for i in range(200):
+        add_row(opened, f"dir/{i}.jsonl", last_error="x" * 200)
+    opened.dispose()
+    data = bytearray(path.read_bytes())
+    data[4096 * 3 : 4096 * 3 + 3000] = b"Z" * 3000  # garble the middle of the file
+    path.write_bytes(bytes(data))
+    size = path.stat().st_size
+
+    with pytest.raises(StoreError) as caught:
+        open_store(sqlite_url(path))
+    message = str(caught.value)
+    assert str(path) in message
+    assert "corrupt" in message
+    assert "backup" in message
+    assert path.stat().st_size == size  # left as it was, for the operator
+
+
+def test_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    """A text file at the database path gives a StoreError saying so, and is left alone."""
+    path = tmp_path / "state.db"
+    path.write_text("these are my notes, not a database\n" * 50)
+    with pytest.raises(StoreError) as caught:
+        open_store(sqlite_url(path))
+    assert str(path) in str(caught.value)
+    assert "not a SQLite database" in str(caught.value)
+    assert path.read_text().startswith("these are my notes")
+
+
+def test_database_locked_by_another_process_at_open(tmp_path: Path) -> None:
+    """Another process's exclusive lock past the busy timeout is a StoreError saying 'locked'."""
+    path = tmp_path / "state.db"
+    path.touch(mode=0o600)
+    holder = LockHolder(path)
+    try:
+        with pytest.raises(StoreError) as caught:
+            open_store(sqlite_url(path), busy_timeout_ms=100)
+    finally:
+        holder.release()
+    assert "locked" in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_write_while_locked_fails_cleanly_and_later_works(tmp_path: Path) -> None:
+    """A write blocked past the busy timeout raises StoreError; the store works once released."""
+    path = tmp_path / "state.db"
+    opened = open_store(sqlite_url(path), busy_timeout_ms=100)
+    try:
+        holder = LockHolder(path)
+        try:
+            with pytest.raises(StoreError, match="locked"):
+                add_row(opened, "blocked.jsonl")
+        finally:
+            holder.release()
+        add_row(opened, "after.jsonl")
+        with opened.session() as s:
+            assert [r.rel_path for r in repo.list_local(s)] == ["after.jsonl"]
+    finally:
+        opened.dispose()
+
+
+def test_read_only_connection_write_is_a_store_error(tmp_path: Path) -> None:
+    """Through a read-only (mode=ro) URL the store opens, and a write names the read-only file."""
+    path = tmp_path / "state.db"
+    open_store(sqlite_url(path)).dispose()
+    read_only = open_store(f"sqlite:///file:{path}?mode=ro&uri=true")
+    try:
+        assert read_only.path == path
+        with read_only.session() as s:
+            assert repo.list_local(s) == []
+        with pytest.raises(StoreError) as caught:
+            add_row(read_only)
+    finally:
+        read_only.dispose()
+    assert "read-only" in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+_UNPRIVILEGED_OPEN = textwrap.dedent(
+    """
+    import sys
+    from syncd.errors import StoreError
+    from datetime import UTC, datetime
+    from syncd.store import open_store, repo
+    for url in sys.argv[1:]:
+        try:
+            store = open_store(url)
+            with store.session() as s:
+                repo.audit(s, "upload", now=datetime.now(UTC))
+            print("written")
+        except StoreError as exc:
+            print("StoreError:", exc)
+    """
+)
+
+
+def test_read_only_file_and_directory_as_unprivileged_process(tmp_path: Path) -> None:
+    """A 0400 database and a 0500 directory give StoreErrors naming the path and the cause.
+
+    Tests run as root, which ignores file modes; the check runs in a subprocess started by
+    ``setpriv`` without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH, so the modes apply for real.
+    """
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "util-linux setpriv is needed to drop root's file capabilities"
+    read_only_db = tmp_path / "ro-file" / "state.db"
+    read_only_db.parent.mkdir()
+    open_store(sqlite_url(read_only_db)).dispose()
+    read_only_db.chmod(0o400)
+    read_only_db.parent.chmod(0o500)
+    locked_dir = tmp_path / "ro-dir"
+    locked_dir.mkdir(mode=0o500)
+    locked_dir.chmod(0o500)
+    try:
+        result = subprocess.run(
+            [
+                setpriv,
+                "--bounding-set",
+                "-dac_override,-dac_read_search",
+                sys.executable,
+                "-c",
+                _UNPRIVILEGED_OPEN,
+                sqlite_url(read_only_db),
+                sqlite_url(locked_dir / "state.db"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+    finally:
+        read_only_db.parent.chmod(0o700)
+    file_line, dir_line = result.stdout.strip().splitlines()
+    assert file_line.startswith("StoreError:")
+    assert str(read_only_db) in file_line
+    assert "read-only" in file_line
+    assert dir_line.startswith("StoreError:")
+    assert str(locked_dir / "state.db") in dir_line
+    assert "permission denied" in dir_line
+
+
+def test_full_disk_is_a_store_error(store: Store) -> None:
+    """SQLITE_FULL (a database that cannot grow) becomes a StoreError saying the disk is full."""
+    with pytest.raises(StoreError) as caught, store.session() as s:
+        pages = s.execute(text("PRAGMA page_count")).scalar_one()
+        # max_page_count makes SQLite report exactly what a full disk reports.
+        s.execute(text(f"PRAGMA max_page_count = {int(pages)}"))
+        for i in range(500):
+            repo.audit(s, "upload", now=NOW, detail=f"{i}" + "x" * 1000)
+        s.flush()
+    assert "full" in str(caught.value)
+    assert str(store.path) in str(caught.value)
+
+
+def test_in_memory_database_is_shared_between_threads() -> None:
+    """``sqlite://`` is migrated once and seen by every thread (tests and demos use it)."""
+    opened = open_store("sqlite://")
+    seen: list[int] = []
+    try:
+        add_row(opened)
+        thread = threading.Thread(target=lambda: seen.append(count_rows(opened)))
+        thread.start()
+        thread.join(timeout=10)
+    finally:
+        opened.dispose()
+    assert opened.path is None
+    assert seen == [1]
+
+
+def count_rows(store: Store) -> int:
+    with store.session() as s:
+        return len(repo.list_local(s))
+
+
+def test_invalid_url_is_a_store_error() -> None:
+    """A malformed database URL is reported as such."""
+    with pytest.raises(StoreError, match="invalid database URL"):
+        open_store("not a url at all")
