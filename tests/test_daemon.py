@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from syncd.api import Mistral
@@ -65,9 +66,10 @@ def test_new_files_are_uploaded_and_systemd_hears_ready_and_stopping(
     folder = tmp_path / "ft"
     write_chat_file(folder / "before.jsonl")
     config = write_config(tmp_path, server_url=emulator.url, folders=[FolderSetup(folder)])
-    daemon = start_daemon(config, notify=notify)
+    daemon = start_daemon(config, notify=notify, extra_env={"WATCHDOG_USEC": "1000000"})
     wait_until(lambda: notify.saw("READY=1"), timeout=20, what="READY=1")
     daemon.wait_event("file_uploaded", path="before.jsonl")
+    wait_until(lambda: notify.saw("WATCHDOG=1"), what="a watchdog ping every WatchdogSec/2")
 
     write_chat_file(folder / "sub" / "after.jsonl", salt="new")
     daemon.wait_event("file_uploaded", path="sub/after.jsonl")
@@ -137,13 +139,17 @@ def test_a_slowly_written_file_is_uploaded_once_and_whole(
 
 
 def test_sighup_adds_a_folder_without_restart(
-    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+    tmp_path: Path,
+    emulator: EmulatorServer,
+    api_key: str,
+    start_daemon: StartDaemon,
+    notify: NotifySocket,
 ) -> None:
     """SIGHUP re-reads the config; a new folder is watched and synced, old files not rehashed."""
     first, second = tmp_path / "ft", tmp_path / "batch"
     write_chat_file(first / "a.jsonl")
     config = write_config(tmp_path, server_url=emulator.url, folders=[FolderSetup(first)])
-    daemon = start_daemon(config)
+    daemon = start_daemon(config, notify=notify)
     daemon.wait_event("file_uploaded", path="a.jsonl")
     pid = daemon.proc.pid
 
@@ -155,6 +161,7 @@ def test_sighup_adds_a_folder_without_restart(
     )
     daemon.signal(signal.SIGHUP)
     daemon.wait_event("config_reloaded")
+    assert notify.saw("RELOADING=1")
     daemon.wait_event("file_uploaded", path="b.jsonl")
     assert daemon.proc.pid == pid and daemon.proc.poll() is None
     assert len(daemon.named("file_queued")) == 2, "a.jsonl was not judged again"
@@ -266,4 +273,11 @@ def test_a_watch_that_cannot_be_added_degrades_and_files_still_sync(
     write_chat_file(folder / "later.jsonl", salt="later")
     daemon.wait_event("file_uploaded", path="later.jsonl", timeout=30)
     wait_until(lambda: any("degraded=ft" in m for m in notify.poll()), what="STATUS degraded")
+    metrics_url = "http://" + daemon.wait_event("metrics_listening")["listen"]
+    health = httpx.get(metrics_url + "/healthz")
+    assert health.status_code == 503
+    assert "ft" in health.text
+    text = httpx.get(metrics_url + "/metrics").text
+    assert "syncd_degraded 1.0" in text
+    assert 'syncd_uploads_total{folder="ft",outcome="uploaded",purpose="fine-tune"} 2.0' in text
     assert daemon.stop() == 0

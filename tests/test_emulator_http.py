@@ -152,20 +152,26 @@ def test_no_dedupe_stores_every_upload(make_emulator: Make, api_key: str) -> Non
     "name", ["données-日本語-😀.jsonl", "../../etc/passwd.jsonl", "/abs/path.jsonl", "a\\b.jsonl"]
 )
 def test_any_filename_is_kept_and_stays_inside_data_dir(
-    emulator: EmulatorServer, api_key: str, tmp_path: Path, name: str
+    emulator: EmulatorServer, api_key: str, name: str
 ) -> None:
     """Unicode and path-like names round-trip as metadata; content is stored only by id."""
-    before = {p for p in tmp_path.parent.rglob("*") if "emulator" not in str(p)}
+    data_dir = emulator.data_dir
+    # "../../x" from the blob folder would land in the session's temp root: watch it.
+    outside = data_dir.parent
+    before = set(outside.iterdir())
     created = upload(emulator, api_key, name)
     assert created.status_code == 200, created.text
     file_id = created.json()["id"]
     assert created.json()["filename"] == name
     fetched = httpx.get(f"{emulator.url}/v1/files/{file_id}", headers=auth(api_key)).json()
-    assert fetched["filename"] == created.json()["filename"]
-    stored = [p.name for p in (emulator.data_dir / "blobs").iterdir()]
-    assert stored == [file_id]
-    after = {p for p in tmp_path.parent.rglob("*") if "emulator" not in str(p)}
-    assert after == before
+    assert fetched["filename"] == name
+    written = {p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*") if p.is_file()}
+    assert {w for w in written if not w.startswith("emulator.")} == {
+        f"blobs/{file_id}",
+        "signing.key",
+    }
+    assert set(outside.iterdir()) == before
+    assert not Path("/abs/path.jsonl").exists()
     content = httpx.get(f"{emulator.url}/v1/files/{file_id}/content", headers=auth(api_key))
     assert content.content == CHAT
 

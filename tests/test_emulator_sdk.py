@@ -180,3 +180,11 @@ def test_upload_over_limit_is_413(
         )
         assert status == 413
         assert sdk.files.list().total == 0
+
+
+def test_unicode_filename_round_trips_through_the_sdk(client: Mistral) -> None:
+    """The SDK's raw UTF-8 filename comes back unchanged from upload, list and search."""
+    name = "données_日本語_😀.jsonl"
+    created = client.files.upload(file={"file_name": name, "content": CHAT})
+    assert created.filename == name
+    assert [f.filename for f in client.files.list(search="日本語").data] == [name]

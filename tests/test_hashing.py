@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
-import shutil
 import socket
 import stat
-import tempfile
 import threading
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -19,7 +16,7 @@ import pytest
 from syncd.domain import FileStat
 from syncd.errors import FileChangedError, FileUnreadableError, FileVanishedError
 from syncd.hashing import READ_BUFFER_BYTES, describe_kind, hash_file, open_regular, stat_file
-from tests.support import wait_until
+from tests.support import run_as_nobody, wait_until, world_traversable_dir
 
 #: Big enough that hashing takes a good fraction of a second, so a concurrent change lands
 #: while the file is open; sparse, so it costs no disk.
@@ -56,42 +53,10 @@ def _while_hashing(path: Path, action: Callable[[], object]) -> threading.Thread
     return thread
 
 
-def _as_nobody(call: Callable[[], object]) -> object:
-    """Run ``call`` in a forked child with uid/gid nobody; return its result or exception.
-
-    Tests run as root here, so file permissions stop nothing; an unprivileged child gets real
-    EACCES errors from the kernel.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                outcome: object = call()
-            except Exception as exc:  # noqa: BLE001 (handed to the parent as the result)
-                outcome = exc
-            with os.fdopen(write_end, "wb") as pipe:
-                pickle.dump(outcome, pipe)
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    return pickle.loads(data)  # noqa: S301 (our own child's output)
-
-
 @pytest.fixture
 def open_dir() -> Iterator[Path]:
-    """A directory under /tmp that an unprivileged user can traverse (pytest's tmp is 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="syncd-test-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
+    with world_traversable_dir() as path:
+        yield path
 
 
 class TestHashFile:
@@ -169,7 +134,7 @@ class TestHashFile:
         path = open_dir / "secret.jsonl"
         path.write_text("{}\n")
         path.chmod(0o000)
-        outcome = _as_nobody(lambda: hash_file(path))
+        outcome = run_as_nobody(lambda: hash_file(path))
         assert isinstance(outcome, FileUnreadableError)
         assert str(outcome) == f"cannot open {path}: Permission denied"
 

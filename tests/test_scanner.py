@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import os
-import pickle
-import shutil
 import socket
 import stat
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from syncd.errors import LocalFileError
 from syncd.paths import IgnoreRules
 from syncd.purposes import DEFAULT_EXCLUDE
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
+from tests.support import run_as_nobody, world_traversable_dir
 
 JSONL = IgnoreRules(["*.jsonl"], DEFAULT_EXCLUDE)
 EVERYTHING = IgnoreRules(["*"], DEFAULT_EXCLUDE)
@@ -291,42 +289,10 @@ class TestSpecialFiles:
         assert list(_problems(items)) == ["b.jsonl"]
 
 
-def _as_nobody(call: Callable[[], object]) -> object:
-    """Run ``call`` in a forked child with uid/gid nobody; return its result or exception.
-
-    Tests run as root here, so directory permissions stop nothing; an unprivileged child gets
-    real EACCES errors from the kernel.
-    """
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never return into pytest
-        try:
-            os.close(read_end)
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            try:
-                outcome: object = call()
-            except Exception as exc:  # noqa: BLE001 (handed to the parent as the result)
-                outcome = exc
-            with os.fdopen(write_end, "wb") as pipe:
-                pickle.dump(outcome, pipe)
-        finally:
-            os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    return pickle.loads(data)  # noqa: S301 (our own child's output)
-
-
 @pytest.fixture
 def open_root() -> Iterator[Path]:
-    """A watched folder an unprivileged user can reach (pytest's tmp dirs are 0700)."""
-    path = Path(tempfile.mkdtemp(prefix="syncd-test-"))
-    path.chmod(0o755)
-    yield path
-    shutil.rmtree(path)
+    with world_traversable_dir() as path:
+        yield path
 
 
 class TestUnreadable:
@@ -335,7 +301,7 @@ class TestUnreadable:
         _write(open_root, "a.jsonl").chmod(0o644)
         _write(open_root, "locked/b.jsonl")
         (open_root / "locked").chmod(0o000)
-        outcome = _as_nobody(lambda: _scan(open_root))
+        outcome = run_as_nobody(lambda: _scan(open_root))
         assert isinstance(outcome, list)
         assert _keys(outcome) == ["a.jsonl"]
         assert [item for item in outcome if isinstance(item, ScanProblem)] == [
@@ -349,7 +315,7 @@ class TestUnreadable:
     def test_unreadable_root_raises(self, open_root: Path) -> None:
         """A root that cannot be listed raises: an empty listing would look like deletions."""
         (open_root / "root").mkdir(mode=0o000)
-        outcome = _as_nobody(lambda: _scan(open_root / "root"))
+        outcome = run_as_nobody(lambda: _scan(open_root / "root"))
         assert isinstance(outcome, LocalFileError)
         assert "cannot read watched folder" in str(outcome)
         assert "Permission denied" in str(outcome)

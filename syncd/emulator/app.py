@@ -109,6 +109,9 @@ class _FilesApi:
                     f" {exc.limit} bytes; split the file."
                 },
                 status_code=413,
+                # The body may have been abandoned part-way; its rest must not be read as
+                # the next request, so this connection ends with the answer.
+                headers={"connection": "close"},
             )
         except MalformedUploadError as exc:
             self._stats.count_rejected_upload()

@@ -119,8 +119,9 @@ class Gateway:
         return hmac.compare_digest(token.encode(), self._api_key.encode())
 
     async def _reject_unauthorized(self, receive: Receive, send: Send) -> None:
-        await _drain(receive, self._max_drain_bytes)
-        await _send_json(send, 401, {"detail": "Unauthorized"}, [(b"www-authenticate", b"Bearer")])
+        headers = await _drain(receive, self._max_drain_bytes)
+        headers.append((b"www-authenticate", b"Bearer"))
+        await _send_json(send, 401, {"detail": "Unauthorized"}, headers)
 
     async def _send_fault_status(
         self, kind: str, retry_after: float | None, receive: Receive, send: Send
@@ -132,7 +133,7 @@ class Gateway:
             headers.append((b"retry-after-ms", str(round(retry_after * 1000)).encode()))
         # Read the body first: answering early and closing makes the kernel reset the
         # connection, and the client may never see the status we want it to handle.
-        await _drain(receive, self._max_drain_bytes)
+        headers += await _drain(receive, self._max_drain_bytes)
         await _send_json(send, status, body, headers)
 
 
@@ -156,16 +157,21 @@ def _drop_connection(scope: Scope, *, reset: bool) -> None:
     drop(reset)
 
 
-async def _drain(receive: Receive, limit: int) -> None:
-    """Read and discard the request body, up to ``limit`` bytes."""
+async def _drain(receive: Receive, limit: int) -> list[tuple[bytes, bytes]]:
+    """Read and discard the request body, up to ``limit`` bytes.
+
+    Returns the headers the answer needs: ``Connection: close`` when the body was not read to
+    its end, because the rest of it must not be taken for the next request on this connection.
+    """
     seen = 0
     while seen <= limit:
         message = await receive()
         if message["type"] != "http.request":
-            return
+            return []
         seen += len(message.get("body", b""))
         if not message.get("more_body", False):
-            return
+            return []
+    return [(b"connection", b"close")]
 
 
 async def _send_json(

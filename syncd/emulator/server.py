@@ -184,9 +184,9 @@ class EmulatorServer:
             log_config=None,  # never reconfigure the host process's logging
             log_level="info" if self._access_log else "warning",
             access_log=self._access_log,
-            timeout_graceful_shutdown=int(_GRACEFUL_SECONDS),
         )
         server = _ThreadedUvicorn(config)
+        port = sock.getsockname()[1]
         thread = threading.Thread(
             target=self._serve, args=(server, sock), name="syncd-emulator", daemon=True
         )
@@ -196,7 +196,6 @@ class EmulatorServer:
             if not thread.is_alive():
                 self._cleanup()
                 raise RuntimeError("the emulator's server thread stopped during startup")
-        port = sock.getsockname()[1]
         self.port = port
         self.url = f"http://{_url_host(self.host)}:{port}"
         return self.url
