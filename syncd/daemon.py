@@ -33,6 +33,8 @@ from syncd.metrics import Metrics, MetricsServer
 from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.paths import to_key
 from syncd.pipeline import FolderSpec
+from syncd.retention_job import ScheduledRetention
+from syncd.retention_setup import retention_settings, retention_trigger
 from syncd.store import open_store, repo
 from syncd.uploader import UploadEvent
 from syncd.watcher import Debouncer, Watcher
@@ -44,6 +46,8 @@ log = structlog.get_logger(__name__)
 #: How long in-flight uploads may take to finish after SIGTERM (systemd's TimeoutStopSec is 90s).
 DEFAULT_GRACE = 30.0
 _TICK = 0.5
+#: STATUS= and the gauges query the store; every few seconds is plenty for people and Prometheus.
+_STATUS_EVERY = 5.0
 #: Degraded folders (no working watch) are rescanned from this interval up to rescan_interval.
 _DEGRADED_FIRST_RESCAN = 2.0
 
@@ -91,6 +95,7 @@ class Daemon:
         self._engine: Engine | None = None
         self._watcher: Watcher | None = None
         self._scheduler: BackgroundScheduler | None = None
+        self._retention: ScheduledRetention | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -108,6 +113,10 @@ class Daemon:
                 on_unstable=self._retouch,
             )
             self._engine = engine
+            # Reads self._config at every run, so SIGHUP's new ages apply from the next run.
+            self._retention = ScheduledRetention(
+                store, connection.client, lambda: retention_settings(self._config)
+            )
             recovered = engine.uploader.recover()
             engine.retry_failed()
             engine.uploader.start()
@@ -148,7 +157,7 @@ class Daemon:
     # -- main loop ------------------------------------------------------------------------------
 
     def _main_loop(self) -> None:
-        last_ping = 0.0
+        last_ping = last_status = 0.0
         while not self._should_exit.wait(timeout=_TICK):
             if self._should_reload.is_set():
                 self._should_reload.clear()
@@ -159,8 +168,10 @@ class Daemon:
             if self._watchdog_every is not None and now - last_ping >= self._watchdog_every:
                 self._notifier.watchdog()
                 last_ping = now
-            self._notifier.status(self._status_line())
-            self._update_gauges()
+            if now - last_status >= _STATUS_EVERY:
+                self._notifier.status(self._status_line())
+                self._update_gauges()
+                last_status = now
 
     def _count_overflows(self) -> None:
         if self._watcher is None:
@@ -334,6 +345,15 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        if self._retention is not None:
+            # Never overlapping itself: a slow run makes the next one wait, never run twice.
+            scheduler.add_job(
+                self._retention,
+                retention_trigger(self._config.retention),
+                id="retention",
+                max_instances=1,
+                coalesce=True,
+            )
         scheduler.start()
         return scheduler
 
@@ -386,6 +406,8 @@ class Daemon:
             )
         if new.api != self._config.api or new.state != self._config.state:
             log.warning("reload_partial", error="[api] and [state] changes need a restart")
+        if self._scheduler is not None and new.retention != self._config.retention:
+            self._scheduler.reschedule_job("retention", trigger=retention_trigger(new.retention))
         self._config = new
         log.info(
             "config_reloaded",

@@ -194,8 +194,9 @@ class Pipeline:
             except OSError:
                 is_dir = False
             if is_dir:
-                # Files created in a new directory before its watch existed produce no events.
-                self._scan(folder)
+                if not folder.rules.excludes_dir(rel_path):
+                    # Files created in a new directory before its watch existed make no events.
+                    self._scan(folder)
                 return
             if not folder.rules.matches(rel_path):
                 return
