@@ -12,6 +12,15 @@ Errors are the :mod:`syncd.errors` tree; the key never appears in reprs, logs or
 
 from syncd.api.client import DEFAULT_SERVER_URL, Mistral
 from syncd.api.files import Files
+from syncd.api.job_models import (
+    BatchJob,
+    BatchJobList,
+    BatchJobStatus,
+    FineTuningJob,
+    FineTuningJobList,
+    FineTuningJobStatus,
+)
+from syncd.api.jobs import Batch, BatchJobs, FineTuning, FineTuningJobs
 from syncd.api.models import (
     DeletedFile,
     FileInfo,
@@ -28,6 +37,11 @@ from syncd.api.uploads import FileInput
 
 __all__ = [
     "DEFAULT_SERVER_URL",
+    "Batch",
+    "BatchJob",
+    "BatchJobList",
+    "BatchJobStatus",
+    "BatchJobs",
     "DeletedFile",
     "FileInfo",
     "FileInput",
@@ -36,6 +50,11 @@ __all__ = [
     "FileSignedURL",
     "FileVisibility",
     "Files",
+    "FineTuning",
+    "FineTuningJob",
+    "FineTuningJobList",
+    "FineTuningJobStatus",
+    "FineTuningJobs",
     "Mistral",
     "RetrievedFile",
     "SampleType",

@@ -17,6 +17,7 @@ import httpx
 
 from syncd import __version__
 from syncd.api.files import Files
+from syncd.api.jobs import Batch, FineTuning
 from syncd.api.requester import Requester
 from syncd.errors import UsageError
 from syncd.retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -82,6 +83,10 @@ class Mistral:
         )
         self.files = Files(self._requester)
         """The Files API: upload, list, iter_all, find_upload, retrieve, delete, download, ..."""
+        self.fine_tuning = FineTuning(self._requester)
+        """Fine-tuning jobs (``.jobs``: list, iter_all, get, create)."""
+        self.batch = Batch(self._requester)
+        """Batch jobs (``.jobs``: list, iter_all, get, create)."""
 
     def __repr__(self) -> str:
         return f"Mistral(server_url={self.server_url!r})"

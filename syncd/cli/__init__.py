@@ -8,7 +8,18 @@ from __future__ import annotations
 import click
 
 from syncd import __version__
-from syncd.cli import config_cmd, emulator, files, migrate_cmd, run_cmd, status_cmd, sync_cmd
+from syncd.cli import (
+    config_cmd,
+    emulator,
+    files,
+    manifest_cmd,
+    migrate_cmd,
+    retention_cmd,
+    run_cmd,
+    status_cmd,
+    sync_cmd,
+    verify_cmd,
+)
 
 __all__ = ["main"]
 
@@ -38,6 +49,9 @@ cli.add_command(files.files)
 cli.add_command(migrate_cmd.migrate)
 cli.add_command(emulator.emulator)
 cli.add_command(config_cmd.check_config)
+cli.add_command(retention_cmd.cleanup)
+cli.add_command(verify_cmd.verify_command)
+cli.add_command(manifest_cmd.manifest)
 
 
 def main() -> None:

@@ -1,4 +1,5 @@
-"""The emulator's ASGI application: the six Files endpoints plus its own control endpoints.
+"""The emulator's ASGI application: the six Files endpoints, the job endpoints of
+:mod:`syncd.emulator.jobs`, and its own control endpoints.
 
 Routes turn HTTP into calls on :class:`~syncd.emulator.state.FileStore` and back into the wire
 shapes of the reference (file objects, ``{data, object, total}``, FastAPI-style 422 bodies).
@@ -23,6 +24,7 @@ from starlette.types import ASGIApp
 from syncd.emulator.blobs import BlobResponse
 from syncd.emulator.faults import FaultInjector, fault_settings_with
 from syncd.emulator.gateway import Gateway
+from syncd.emulator.jobs import JOBS_FILE_NAME, JobBook, JobsApi
 from syncd.emulator.options import EmulatorOptions
 from syncd.emulator.params import (
     InvalidInputError,
@@ -277,8 +279,10 @@ def create_app(
 ) -> ASGIApp:
     """The complete emulator app (gateway + routes) over ``store``."""
     api = _FilesApi(store, options, faults, stats, signer, clock)
+    jobs = JobsApi(JobBook(store.data_dir / JOBS_FILE_NAME, clock), store)
     routes_app = Starlette(
-        routes=api.routes(), exception_handlers={HTTPException: _json_http_error}
+        routes=[*api.routes(), *jobs.routes()],
+        exception_handlers={HTTPException: _json_http_error},
     )
     return Gateway(
         routes_app,

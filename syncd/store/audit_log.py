@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from syncd.store import rows
@@ -15,6 +15,9 @@ from syncd.store.records import AuditRecord
 from syncd.store.schema import AuditEntry, Meta
 
 __all__ = ["audit", "audit_entries", "get_meta", "set_meta"]
+
+assert isinstance(AuditEntry.__table__, Table)
+_INSERT = insert(AuditEntry.__table__)
 
 
 def audit(
@@ -31,17 +34,20 @@ def audit(
 ) -> None:
     """Append one line: ``action`` is upload | adopt | reuse | quarantine | supersede | delete |
     rename | give_up | ... (free text, kept short)."""
-    s.add(
-        AuditEntry(
-            at=now,
-            action=action,
-            folder=folder,
-            rel_path=rel_path,
-            sha256=sha256,
-            file_id=file_id,
-            bytes=bytes,
-            detail=detail,
-        )
+    # A Core insert: one line per upload, and the ORM's unit of work would cost several times
+    # the statement itself.
+    s.execute(
+        _INSERT,
+        {
+            "at": now,
+            "action": action,
+            "folder": folder,
+            "rel_path": rel_path,
+            "sha256": sha256,
+            "file_id": file_id,
+            "bytes": bytes,
+            "detail": detail,
+        },
     )
 
 

@@ -154,7 +154,10 @@ def make_engine(
     The engine is safe to share between threads; each unit of work takes its own connection
     (Session) from the pool.
     """
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    # A server connection can die while pooled, so it is pinged before use; a SQLite file
+    # connection cannot, and the ping would cost a round trip on every one of the handful of
+    # sessions each synced file opens.
+    kwargs: dict[str, Any] = {"pool_pre_ping": not target.is_sqlite}
     if target.is_sqlite:
         # The driver's own timeout is the busy timeout too; keep both equal.
         kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}

@@ -1,16 +1,20 @@
 """Rows of ``local_files``: what the pipeline observed on disk, and the counts status shows.
 
 Writers here record observations (stat, hash, verdict, renames, vanished paths); the upload
-queue's transitions live in :mod:`syncd.store.upload_queue`.
+queue's transitions live in :mod:`syncd.store.upload_queue`. What runs once per file or once
+per scan (lookups, the upsert, the fingerprints, the counts) is SQLAlchemy Core on prebuilt
+statements; the rare writers keep the ORM.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Collection, Iterable
 from datetime import datetime
 from types import EllipsisType
+from typing import Any
 
-from sqlalchemy import CursorResult, func, or_, select, update
+from sqlalchemy import CursorResult, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd.domain import FileStat, LocalState
@@ -38,12 +42,21 @@ __all__ = [
 _QUEUED = (LocalState.PENDING, LocalState.UPLOADING)
 
 
+_T = rows.LOCAL_TABLE
+_BY_PATH = select(*rows.LOCAL_COLUMNS).where(
+    _T.c.folder == bindparam("b_folder"), _T.c.rel_path == bindparam("b_rel_path")
+)
+_FINGERPRINTS = select(
+    _T.c.rel_path, _T.c.size, _T.c.mtime_ns, _T.c.inode, _T.c.state, _T.c.sha256
+).where(_T.c.folder == bindparam("b_folder"))
+_INSERT_LOCAL = insert(_T)
+
+
 def get_local(s: Session, folder: str, rel_path: str) -> LocalFileRecord | None:
     """The row of ``rel_path`` in ``folder``, or None."""
-    row = s.scalars(
-        select(LocalFile).where(LocalFile.folder == folder, LocalFile.rel_path == rel_path)
-    ).one_or_none()
-    return None if row is None else rows.to_local_record(row)
+    s.flush()  # Core reads do not autoflush: let them see this session's pending changes
+    row = s.execute(_BY_PATH, {"b_folder": folder, "b_rel_path": rel_path}).one_or_none()
+    return None if row is None else LocalFileRecord(*row)
 
 
 def get_local_by_id(s: Session, local_id: int) -> LocalFileRecord | None:
@@ -56,17 +69,12 @@ def folder_fingerprints(
     s: Session, folder: str
 ) -> dict[str, tuple[FileStat, LocalState, str | None]]:
     """Every known path of ``folder`` with its stat, state and sha256, in one query (for a scan)."""
-    query = select(
-        LocalFile.rel_path,
-        LocalFile.size,
-        LocalFile.mtime_ns,
-        LocalFile.inode,
-        LocalFile.state,
-        LocalFile.sha256,
-    ).where(LocalFile.folder == folder)
+    s.flush()
     return {
-        rel_path: (FileStat(size=size, mtime_ns=mtime_ns, inode=inode), state, sha256)
-        for rel_path, size, mtime_ns, inode, state, sha256 in s.execute(query)
+        rel_path: (FileStat(size, mtime_ns, inode), state, sha256)
+        for rel_path, size, mtime_ns, inode, state, sha256 in s.execute(
+            _FINGERPRINTS, {"b_folder": folder}
+        )
     }
 
 
@@ -91,42 +99,51 @@ def upsert_local(
     ``reset_attempts`` starts a fresh retry series (new content): attempts 0, due now, and any
     earlier upload intent forgotten (it was for other bytes).
     """
-    row = s.scalars(
-        select(LocalFile).where(LocalFile.folder == folder, LocalFile.rel_path == rel_path)
-    ).one_or_none()
-    if row is None:
-        row = LocalFile(
-            folder=folder,
-            rel_path=rel_path,
-            purpose=purpose,
-            size=stat.size,
-            mtime_ns=stat.mtime_ns,
-            inode=stat.inode,
-            sha256=sha256,
-            state=state,
-            attempts=0,
-            last_error=last_error,
-            remote_file_id=remote_file_id,
-            first_seen_at=now,
-            updated_at=now,
-            state_changed_at=now,
-        )
-        s.add(row)
-    else:
-        rows.move_state(row, state, now)
-        row.purpose = purpose
-        row.size, row.mtime_ns, row.inode = stat.size, stat.mtime_ns, stat.inode
-        row.sha256 = sha256
-        row.last_error = last_error
-        if remote_file_id is not None:
-            row.remote_file_id = remote_file_id
-        if reset_attempts:
-            row.attempts = 0
-            row.next_attempt_at = None
-            row.intent_started_at = None
-            row.intent_filename = None
     s.flush()
-    return rows.to_local_record(row)
+    stored = s.execute(_BY_PATH, {"b_folder": folder, "b_rel_path": rel_path}).one_or_none()
+    if stored is None:
+        values: dict[str, Any] = {
+            "folder": folder,
+            "rel_path": rel_path,
+            "purpose": purpose,
+            "size": stat.size,
+            "mtime_ns": stat.mtime_ns,
+            "inode": stat.inode,
+            "sha256": sha256,
+            "state": state,
+            "attempts": 0,
+            "next_attempt_at": None,
+            "last_error": last_error,
+            "remote_file_id": remote_file_id,
+            "intent_started_at": None,
+            "intent_filename": None,
+            "first_seen_at": now,
+            "updated_at": now,
+            "state_changed_at": now,
+        }
+        result = s.execute(_INSERT_LOCAL, values)
+        assert isinstance(result, CursorResult)
+        (local_id,) = result.inserted_primary_key or (None,)
+        assert isinstance(local_id, int)
+        return LocalFileRecord(id=local_id, **values)
+    record = LocalFileRecord(*stored)
+    changes = rows.state_transition(record.state, state, now)
+    changes.update(
+        purpose=purpose,
+        size=stat.size,
+        mtime_ns=stat.mtime_ns,
+        inode=stat.inode,
+        sha256=sha256,
+        last_error=last_error,
+    )
+    if remote_file_id is not None:
+        changes["remote_file_id"] = remote_file_id
+    if reset_attempts:
+        changes.update(
+            attempts=0, next_attempt_at=None, intent_started_at=None, intent_filename=None
+        )
+    rows.update_local(s, record.id, changes)
+    return dataclasses.replace(record, **changes)
 
 
 def set_state(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from syncd.domain import LocalState
@@ -32,24 +32,29 @@ def get_remote(s: Session, file_id: str) -> RemoteFileRecord | None:
     return None if row is None else rows.to_remote_record(row)
 
 
+_R = rows.REMOTE_TABLE
+_LIVE_BY_CONTENT = (
+    select(*rows.REMOTE_COLUMNS)
+    .where(
+        _R.c.sha256 == bindparam("b_sha256"),
+        _R.c.purpose == bindparam("b_purpose"),
+        _R.c.deleted_at.is_(None),
+    )
+    .order_by(
+        case((_R.c.superseded_at.is_(None), 0), else_=1),
+        _R.c.uploaded_at.desc(),
+        _R.c.file_id,
+    )
+    .limit(1)
+)
+
+
 def find_live_remote_by_content(s: Session, sha256: str, purpose: str) -> RemoteFileRecord | None:
     """A not-deleted remote file with this content and purpose: current ones first, then the
     most recently uploaded."""
-    row = s.scalars(
-        select(RemoteFile)
-        .where(
-            RemoteFile.sha256 == sha256,
-            RemoteFile.purpose == purpose,
-            RemoteFile.deleted_at.is_(None),
-        )
-        .order_by(
-            case((RemoteFile.superseded_at.is_(None), 0), else_=1),
-            RemoteFile.uploaded_at.desc(),
-            RemoteFile.file_id,
-        )
-        .limit(1)
-    ).one_or_none()
-    return None if row is None else rows.to_remote_record(row)
+    s.flush()  # Core reads do not autoflush: let them see this session's pending changes
+    row = s.execute(_LIVE_BY_CONTENT, {"b_sha256": sha256, "b_purpose": purpose}).first()
+    return None if row is None else RemoteFileRecord(*row)
 
 
 def remote_files(

@@ -14,6 +14,7 @@ The functions live in modules by concern and are gathered here, so callers write
 from __future__ import annotations
 
 from syncd.store.audit_log import audit, audit_entries, get_meta, set_meta
+from syncd.store.lineage_queries import iter_remote_files
 from syncd.store.local_files import (
     find_missing_by_stat,
     folder_fingerprints,
@@ -36,6 +37,7 @@ from syncd.store.remotes import (
     remote_files,
     remote_ids_with_filename,
 )
+from syncd.store.retention_queries import aged_remote_files, local_row_count, remote_holding
 from syncd.store.upload_queue import (
     claim_due_uploads,
     inflight_uploads,
@@ -48,6 +50,7 @@ from syncd.store.upload_queue import (
 )
 
 __all__ = [
+    "aged_remote_files",
     "audit",
     "audit_entries",
     "claim_due_uploads",
@@ -59,7 +62,9 @@ __all__ = [
     "get_meta",
     "get_remote",
     "inflight_uploads",
+    "iter_remote_files",
     "list_local",
+    "local_row_count",
     "mark_missing",
     "next_due_at",
     "oldest_unsynced_since",
@@ -69,6 +74,7 @@ __all__ = [
     "record_remote_deleted",
     "record_upload",
     "remote_files",
+    "remote_holding",
     "remote_ids_with_filename",
     "rename_local",
     "reset_inflight",

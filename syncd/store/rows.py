@@ -1,16 +1,21 @@
 """ORM rows to frozen records, and the rules every writer of ``local_files`` shares.
 
 Private to the store package: the repository modules build on it, callers never see a row.
+The hot paths (the scan, the upload queue) use SQLAlchemy Core on the tables themselves, which
+costs a fraction of an ORM round trip per statement; the column lists here select exactly the
+fields of a record, in its order, so a result row becomes a record in one call.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Column, Table, Update, bindparam, update
+from sqlalchemy.orm import Mapper, Session, class_mapper
 
 from syncd.domain import LocalState
 from syncd.errors import StoreError
@@ -18,13 +23,21 @@ from syncd.store.records import AuditRecord, LocalFileRecord, RemoteFileRecord
 from syncd.store.schema import AuditEntry, LocalFile, RemoteFile
 
 __all__ = [
+    "AUDIT_TABLE",
+    "LOCAL_COLUMNS",
+    "LOCAL_TABLE",
+    "REMOTE_COLUMNS",
+    "REMOTE_TABLE",
     "UNSYNCED_STATES",
     "chunked",
+    "forget_cached",
     "local_row",
     "move_state",
+    "state_transition",
     "to_audit_record",
     "to_local_record",
     "to_remote_record",
+    "update_local",
 ]
 
 #: States in which a file's current content is not (yet) on the remote.
@@ -42,6 +55,21 @@ _CHUNK = 500
 _LOCAL_FIELDS = tuple(f.name for f in fields(LocalFileRecord))
 _REMOTE_FIELDS = tuple(f.name for f in fields(RemoteFileRecord))
 _AUDIT_FIELDS = tuple(f.name for f in fields(AuditRecord))
+
+
+def _table(model: type[LocalFile] | type[RemoteFile] | type[AuditEntry]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+LOCAL_TABLE = _table(LocalFile)
+REMOTE_TABLE = _table(RemoteFile)
+AUDIT_TABLE = _table(AuditEntry)
+#: ``local_files`` columns in :class:`LocalFileRecord` field order: ``LocalFileRecord(*row)``.
+LOCAL_COLUMNS: tuple[Column[Any], ...] = tuple(LOCAL_TABLE.c[name] for name in _LOCAL_FIELDS)
+#: ``remote_files`` columns in :class:`RemoteFileRecord` field order.
+REMOTE_COLUMNS: tuple[Column[Any], ...] = tuple(REMOTE_TABLE.c[name] for name in _REMOTE_FIELDS)
 
 T = TypeVar("T")
 
@@ -70,16 +98,55 @@ def local_row(s: Session, local_id: int) -> LocalFile:
     return row
 
 
+def state_transition(old: LocalState | None, new: LocalState, now: datetime) -> dict[str, Any]:
+    """The column values that put a row in state ``old`` into ``new`` at ``now``.
+
+    ``state_changed_at`` moves unless the state stays the same or the move is within one retry
+    cycle; leaving the states where an upload intent matters forgets the intent.
+    """
+    values: dict[str, Any] = {"state": new, "updated_at": now}
+    if old != new and not {old, new} <= _RETRY_CYCLE:
+        values["state_changed_at"] = now
+    if new not in _INTENT_STATES:
+        # The attempt's outcome is settled (uploaded, rejected, gone): nothing left to adopt.
+        values["intent_started_at"] = None
+        values["intent_filename"] = None
+    return values
+
+
 def move_state(row: LocalFile, state: LocalState, now: datetime) -> None:
     """Put ``row`` in ``state`` at ``now``, keeping the bookkeeping columns consistent."""
-    if row.state != state and not {row.state, state} <= _RETRY_CYCLE:
-        row.state_changed_at = now
-    if state not in _INTENT_STATES:
-        # The attempt's outcome is settled (uploaded, rejected, gone): nothing left to adopt.
-        row.intent_started_at = None
-        row.intent_filename = None
-    row.state = state
-    row.updated_at = now
+    for name, value in state_transition(row.state, state, now).items():
+        setattr(row, name, value)
+
+
+@functools.cache
+def _local_update(columns: frozenset[str]) -> Update:
+    return (
+        update(LOCAL_TABLE)
+        .where(LOCAL_TABLE.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"v_{name}", type_=LOCAL_TABLE.c[name].type) for name in columns})
+    )
+
+
+def update_local(s: Session, local_id: int, changes: dict[str, Any]) -> None:
+    """Set ``changes`` (column -> value) on the ``local_files`` row ``local_id``, in Core.
+
+    Statements are cached per set of columns: building an UPDATE costs more than running it.
+    The session's ORM copy of the row, if any, is expired.
+    """
+    params = {f"v_{name}": value for name, value in changes.items()}
+    params["b_id"] = local_id
+    s.execute(_local_update(frozenset(changes)), params)
+    forget_cached(s, LocalFile, local_id)
+
+
+def forget_cached(s: Session, model: type[LocalFile] | type[RemoteFile], ident: object) -> None:
+    """Expire the session's ORM copy of a row a Core statement just changed, if it holds one."""
+    mapper: Mapper[Any] = class_mapper(model)
+    cached = s.identity_map.get(mapper.identity_key_from_primary_key((ident,)))
+    if cached is not None:
+        s.expire(cached)
 
 
 def chunked(items: Sequence[T]) -> Iterator[Sequence[T]]:

@@ -111,7 +111,11 @@ class LocalFile(Base):
     __tablename__ = "local_files"
     __table_args__ = (
         UniqueConstraint("folder", "rel_path"),
-        Index("ix_local_files_state_next_attempt_at", "state", "next_attempt_at"),
+        # The upload queue reads due rows in this index's order (see upload_queue): never-tried
+        # rows by state_changed_at, retries by next_attempt_at, without sorting the queue.
+        Index(
+            "ix_local_files_state_next_attempt_at", "state", "next_attempt_at", "state_changed_at"
+        ),
         Index("ix_local_files_sha256", "sha256"),
     )
 

@@ -3,18 +3,36 @@
 The database is the queue, so every step is one transaction on the row: a claim records the
 upload intent before any byte is sent, and an outcome clears it. A crash leaves the intent on
 the row, so the next start can look for that upload on the server before sending it again.
+
+Claims, the next due time and recording an upload run once per file, so they are SQLAlchemy
+Core on prebuilt statements, and they find the earliest due rows through the
+``(state, next_attempt_at, state_changed_at)`` index instead of sorting the whole queue: with
+100,000 files queued, a claim stays a few index lookups.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
+from typing import Any, Literal
 
-from sqlalchemy import CursorResult, func, literal, or_, select, update
+from sqlalchemy import (
+    BindParameter,
+    CursorResult,
+    Select,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from syncd.domain import LocalState
+from syncd.errors import StoreError
 from syncd.store import audit_log, remotes, rows
 from syncd.store.records import LocalFileRecord, RemoteFileRecord
 from syncd.store.schema import LocalFile, RemoteFile, UTCDateTime
@@ -30,8 +48,91 @@ __all__ = [
     "reuse_remote",
 ]
 
-#: When a pending row is due: its retry time, or (never tried) since it became pending.
-_DUE_AT = func.coalesce(LocalFile.next_attempt_at, LocalFile.state_changed_at)
+_T = rows.LOCAL_TABLE
+_PENDING = _T.c.state == LocalState.PENDING
+_NOW = bindparam("b_now", type_=UTCDateTime())
+_FOLDER: BindParameter[Any] = bindparam("b_folder")
+_FOLDERS: BindParameter[Any] = bindparam("b_folders", expanding=True)
+_TRIED: BindParameter[Any] = bindparam("b_tried", expanding=True)
+_LIMIT: BindParameter[Any] = bindparam("b_limit")
+
+#: A pending row is due at its retry time, or (never tried) since it became pending. The two
+#: kinds are read apart, each in index order, and merged: ``coalesce`` would need a full sort.
+_NEVER_TRIED = _PENDING & _T.c.next_attempt_at.is_(None)
+_RETRYING = _PENDING & _T.c.next_attempt_at.is_not(None)
+
+_CLAIM = (
+    update(_T)
+    .where(_T.c.id == bindparam("b_id"), _PENDING)
+    .values(
+        state=LocalState.UPLOADING,
+        attempts=_T.c.attempts + 1,
+        intent_started_at=func.coalesce(_T.c.intent_started_at, _NOW),
+        intent_filename=func.coalesce(_T.c.intent_filename, bindparam("b_filename", type_=Text)),
+        updated_at=_NOW,
+    )
+)
+_ROW_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id"))
+_UPLOAD_TARGET = select(
+    _T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id
+).where(_T.c.id == bindparam("b_id"))
+_R = rows.REMOTE_TABLE
+_REMOTE_EXISTS = select(_R.c.file_id).where(_R.c.file_id == bindparam("b_file_id"))
+_INSERT_REMOTE = insert(_R)
+_UNSUPERSEDE = update(_R).where(_R.c.file_id == bindparam("b_file_id")).values(superseded_at=None)
+
+
+#: Which folders a query covers: all, one (``folder = ?``) or several (``folder IN (...)``).
+#: One is the common case, and an expanding ``IN`` costs a re-render on every execution.
+_Scope = Literal["all", "one", "many"]
+
+
+def _scope(folders: Collection[str] | None) -> tuple[_Scope, dict[str, Any]]:
+    if folders is None:
+        return "all", {}
+    listed = list(folders)
+    if len(listed) == 1:
+        return "one", {"b_folder": listed[0]}
+    return "many", {"b_folders": listed}
+
+
+def _in_scope(query: Select[Any], scope: _Scope) -> Select[Any]:
+    if scope == "one":
+        return query.where(_T.c.folder == _FOLDER)
+    if scope == "many":
+        return query.where(_T.c.folder.in_(_FOLDERS))
+    return query
+
+
+@functools.cache
+def _due_queries(scope: _Scope, *, tried: bool) -> tuple[Select[Any], Select[Any]]:
+    """(never tried, retrying) queries for due rows: ``(due at, id, rel_path)``, earliest first."""
+    never = _in_scope(
+        select(_T.c.state_changed_at, _T.c.id, _T.c.rel_path).where(_NEVER_TRIED), scope
+    )
+    retry = _in_scope(
+        select(_T.c.next_attempt_at, _T.c.id, _T.c.rel_path).where(
+            _RETRYING, _T.c.next_attempt_at <= _NOW
+        ),
+        scope,
+    )
+    if tried:
+        never, retry = never.where(_T.c.id.not_in(_TRIED)), retry.where(_T.c.id.not_in(_TRIED))
+    return (
+        never.order_by(_T.c.state_changed_at, _T.c.id).limit(_LIMIT),
+        retry.order_by(_T.c.next_attempt_at, _T.c.id).limit(_LIMIT),
+    )
+
+
+@functools.cache
+def _first_due_queries(scope: _Scope) -> tuple[Select[Any], Select[Any]]:
+    """(never tried, retrying) queries for the earliest due time of each kind."""
+    never = _in_scope(select(_T.c.state_changed_at).where(_NEVER_TRIED), scope)
+    retry = _in_scope(select(_T.c.next_attempt_at).where(_RETRYING), scope)
+    return (
+        never.order_by(_T.c.state_changed_at).limit(1),
+        retry.order_by(_T.c.next_attempt_at).limit(1),
+    )
 
 
 def claim_due_uploads(
@@ -46,53 +147,38 @@ def claim_due_uploads(
     """
     if limit <= 0 or (folders is not None and not folders):
         return []
+    s.flush()
+    scope, scope_params = _scope(folders)
     claimed: list[int] = []
     tried: set[int] = set()
     while len(claimed) < limit:
-        query = (
-            select(LocalFile.id, LocalFile.rel_path)
-            .where(
-                LocalFile.state == LocalState.PENDING,
-                or_(LocalFile.next_attempt_at.is_(None), LocalFile.next_attempt_at <= now),
-            )
-            .order_by(_DUE_AT, LocalFile.id)
-            .limit(limit - len(claimed))
-        )
-        if folders is not None:
-            query = query.where(LocalFile.folder.in_(list(folders)))
+        wanted = limit - len(claimed)
+        params: dict[str, Any] = {"b_now": now, "b_limit": wanted, **scope_params}
         if tried:
-            query = query.where(LocalFile.id.not_in(tried))
-        candidates = s.execute(query).all()
+            params["b_tried"] = list(tried)
+        candidates = sorted(
+            (
+                tuple(row)
+                for query in _due_queries(scope, tried=bool(tried))
+                for row in s.execute(query, params)
+            ),
+            key=lambda row: (row[0], row[1]),
+        )[:wanted]
         if not candidates:
             break
-        for local_id, rel_path in candidates:
+        for _due, local_id, rel_path in candidates:
             tried.add(local_id)
             if _claim_one(s, local_id, PurePosixPath(rel_path).name, now):
                 claimed.append(local_id)
-    if not claimed:
-        return []
-    fresh = s.scalars(
-        select(LocalFile).where(LocalFile.id.in_(claimed)).execution_options(populate_existing=True)
-    )
-    by_id = {row.id: rows.to_local_record(row) for row in fresh}
-    return [by_id[local_id] for local_id in claimed]
+    records = []
+    for local_id in claimed:
+        rows.forget_cached(s, LocalFile, local_id)
+        records.append(LocalFileRecord(*s.execute(_ROW_BY_ID, {"b_id": local_id}).one()))
+    return records
 
 
 def _claim_one(s: Session, local_id: int, filename: str, now: datetime) -> bool:
-    result = s.execute(
-        update(LocalFile)
-        .where(LocalFile.id == local_id, LocalFile.state == LocalState.PENDING)
-        .values(
-            state=LocalState.UPLOADING,
-            attempts=LocalFile.attempts + 1,
-            intent_started_at=func.coalesce(
-                LocalFile.intent_started_at, literal(now, UTCDateTime())
-            ),
-            intent_filename=func.coalesce(LocalFile.intent_filename, filename),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    result = s.execute(_CLAIM, {"b_id": local_id, "b_now": now, "b_filename": filename})
     assert isinstance(result, CursorResult)
     return result.rowcount == 1
 
@@ -124,10 +210,12 @@ def next_due_at(s: Session, *, folders: Collection[str] | None = None) -> dateti
 
     A row never tried is due since it became pending, so the answer may lie in the past.
     """
-    query = select(func.min(_DUE_AT)).where(LocalFile.state == LocalState.PENDING)
-    if folders is not None:
-        query = query.where(LocalFile.folder.in_(list(folders)))
-    return s.scalar(query)
+    if folders is not None and not folders:
+        return None
+    s.flush()
+    scope, params = _scope(folders)
+    firsts = [s.execute(query, params).scalar() for query in _first_due_queries(scope)]
+    return min((due for due in firsts if due is not None), default=None)
 
 
 def record_upload(
@@ -151,44 +239,51 @@ def record_upload(
     no other row still points at it; those ids are returned (the caller deletes them when the
     folder replaces changed files).
     """
-    row = rows.local_row(s, local_id)
-    remote = s.get(RemoteFile, file_id)
-    if remote is None:
-        s.add(
-            RemoteFile(
-                file_id=file_id,
-                purpose=purpose,
-                filename=filename,
-                bytes=bytes,
-                sha256=sha256,
-                created_at=created_at,
-                uploaded_at=now,
-                local_file_id=row.id,
-                folder=row.folder,
-                rel_path=row.rel_path,
-            )
+    s.flush()
+    row = s.execute(_UPLOAD_TARGET, {"b_id": local_id}).one_or_none()
+    if row is None:
+        raise StoreError(f"no local file with id {local_id} in the state store")
+    folder, rel_path, row_sha256, row_state, previous = row
+    if s.execute(_REMOTE_EXISTS, {"b_file_id": file_id}).first() is None:
+        s.execute(
+            _INSERT_REMOTE,
+            {
+                "file_id": file_id,
+                "purpose": purpose,
+                "filename": filename,
+                "bytes": bytes,
+                "sha256": sha256,
+                "created_at": created_at,
+                "uploaded_at": now,
+                "local_file_id": local_id,
+                "folder": folder,
+                "rel_path": rel_path,
+            },
         )
     else:
-        remote.superseded_at = None  # recorded before and current again
-    previous = row.remote_file_id
-    row.remote_file_id = file_id
-    row.intent_started_at = None
-    row.intent_filename = None
-    if row.sha256 == sha256:
-        rows.move_state(row, LocalState.UPLOADED, now)
-        row.next_attempt_at = None
-        row.last_error = None
-    row.updated_at = now
+        # Recorded before and current again.
+        s.execute(_UNSUPERSEDE, {"b_file_id": file_id})
+        rows.forget_cached(s, RemoteFile, file_id)
+    changes: dict[str, Any] = {
+        "remote_file_id": file_id,
+        "intent_started_at": None,
+        "intent_filename": None,
+        "updated_at": now,
+    }
+    if row_sha256 == sha256:
+        changes.update(rows.state_transition(row_state, LocalState.UPLOADED, now))
+        changes.update(next_attempt_at=None, last_error=None)
+    rows.update_local(s, local_id, changes)
     audit_log.audit(
         s,
         action,
         now=now,
-        folder=row.folder,
-        rel_path=row.rel_path,
+        folder=folder,
+        rel_path=rel_path,
         sha256=sha256,
         file_id=file_id,
         bytes=bytes,
-        detail=None if filename == PurePosixPath(row.rel_path).name else f"as {filename}",
+        detail=None if filename == PurePosixPath(rel_path).name else f"as {filename}",
     )
     if previous is None or previous == file_id:
         s.flush()
