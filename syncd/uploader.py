@@ -247,6 +247,13 @@ class Uploader:
         except ApiError as exc:
             self._retry_later(record, folder, exc)
             return
+        except FileVanishedError:
+            self._vanished(record, folder)
+            return
+        except LocalFileError as exc:
+            # It grew or shrank while it was being sent: judge it again once it settles.
+            self._changed(record, folder, str(exc))
+            return
 
         # The bytes sent are the bytes hashed only if the file did not move meanwhile.
         try:

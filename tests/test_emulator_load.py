@@ -22,15 +22,26 @@ def auth(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}"}
 
 
-def multipart_stream(
-    name: str, chunk: bytes, count: int, boundary: str = "syncdtestboundary"
-) -> Iterator[bytes]:
-    """A multipart body whose file part is ``chunk`` repeated ``count`` times, made on the fly."""
-    yield (
+MULTIPART = "multipart/form-data; boundary=syncdtestboundary"
+#: Far past where the server must stop reading an endless body (2 x limit + 16 MiB of drain
+#: slack, plus a few MiB of socket buffers): a client still sending here was never cut off.
+ENDLESS_CAP_BYTES = 128 * MiB
+
+
+def multipart_head(name: str, boundary: str = "syncdtestboundary") -> bytes:
+    """A multipart body up to the start of its file part's content."""
+    return (
         f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\naudio\r\n'
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
+
+
+def multipart_stream(
+    name: str, chunk: bytes, count: int, boundary: str = "syncdtestboundary"
+) -> Iterator[bytes]:
+    """A multipart body whose file part is ``chunk`` repeated ``count`` times, made on the fly."""
+    yield multipart_head(name, boundary)
     for _ in range(count):
         yield chunk
     yield f"\r\n--{boundary}--\r\n".encode()
@@ -78,10 +89,7 @@ def test_large_streamed_upload_does_not_sit_in_memory(
     baseline = peak_rss_bytes()
     response = httpx.post(
         emulator.url + "/v1/files",
-        headers={
-            **auth(api_key),
-            "content-type": "multipart/form-data; boundary=syncdtestboundary",
-        },
+        headers={**auth(api_key), "content-type": MULTIPART},
         content=multipart_stream("big.bin", chunk, count),
         timeout=60,
     )
@@ -101,10 +109,7 @@ def test_oversize_streamed_upload_gets_413_and_leaves_nothing(
     server = make_emulator(max_upload_bytes=2 * MiB)
     response = httpx.post(
         server.url + "/v1/files",
-        headers={
-            **auth(api_key),
-            "content-type": "multipart/form-data; boundary=syncdtestboundary",
-        },
+        headers={**auth(api_key), "content-type": MULTIPART},
         content=multipart_stream("big.bin", b"\0" * MiB, 8),
         timeout=30,
     )
@@ -146,27 +151,72 @@ def test_download_streams_large_content(emulator: EmulatorServer, api_key: str) 
     assert received == content
 
 
-@pytest.mark.parametrize(("token", "status"), [("test-key", 413), ("wrong", 401)])
-def test_endless_upload_is_cut_off(make_emulator: Make, token: str, status: int) -> None:
-    """A body that never ends is abandoned past twice the limit; the server stays healthy."""
-    server = make_emulator(max_upload_bytes=MiB)
+def post_endless(url: str, token: str, content_type: str, head: bytes) -> httpx.Response | None:
+    """POST ``head`` and then zeros without end; the answer, or None if the server reset us.
 
-    def endless() -> Iterator[bytes]:
-        yield from multipart_stream("endless.bin", b"\0" * MiB, 10**9)
+    Fails the test, quickly, if the server keeps reading far past its drain limit or leaves the
+    client hanging until a timeout: it must answer and close the connection promptly.
+    """
+
+    def body() -> Iterator[bytes]:
+        yield head
+        zeros = b"\0" * MiB
+        for _ in range(ENDLESS_CAP_BYTES // MiB):
+            yield zeros
+        pytest.fail(f"the server was still reading the body after {ENDLESS_CAP_BYTES} bytes")
 
     try:
-        response = httpx.post(
-            server.url + "/v1/files",
-            headers={
-                **auth(token),
-                "content-type": "multipart/form-data; boundary=syncdtestboundary",
-            },
-            content=endless(),
-            timeout=30,
+        return httpx.post(
+            url,
+            headers={**auth(token), "content-type": content_type},
+            content=body(),
+            timeout=10,
         )
+    except httpx.TimeoutException as exc:
+        pytest.fail(f"the server neither answered nor closed the connection: {exc!r}")
     except httpx.TransportError:
-        pass  # closing on an unread body may reset the connection before the answer is read
-    else:
+        return None  # closing on an unread body may reset the connection before the answer
+
+
+@pytest.mark.parametrize(
+    ("token", "content_type", "head", "status"),
+    [
+        pytest.param("test-key", MULTIPART, multipart_head("endless.bin"), 413, id="too-large"),
+        pytest.param("wrong", MULTIPART, multipart_head("endless.bin"), 401, id="wrong-key"),
+        pytest.param("test-key", MULTIPART, b"no boundary here\r\n", 422, id="garbled"),
+        pytest.param("test-key", "application/octet-stream", b"", 422, id="not-multipart"),
+    ],
+)
+def test_endless_upload_is_cut_off(
+    make_emulator: Make, token: str, content_type: str, head: bytes, status: int
+) -> None:
+    """A body that never ends is answered and its connection closed; the server stays healthy."""
+    server = make_emulator(max_upload_bytes=MiB)
+    response = post_endless(server.url + "/v1/files", token, content_type, head)
+    if response is not None:
         assert (response.status_code, response.headers["connection"]) == (status, "close")
     wait_until(lambda: not any((server.data_dir / "tmp").iterdir()), what="temp file removal")
+    assert server.stats()["rejected_uploads"] == (0 if status == 401 else 1)
     assert httpx.get(server.url + "/v1/files", headers=auth("test-key")).json()["total"] == 0
+
+
+def test_fully_read_upload_keeps_the_connection_alive(
+    emulator: EmulatorServer, api_key: str
+) -> None:
+    """Closing on an unread body spares normal requests: the next one reuses the connection."""
+
+    def local_address(response: httpx.Response) -> object:
+        return response.extensions["network_stream"].get_extra_info("client_addr")
+
+    with httpx.Client(headers=auth(api_key), timeout=10) as client:
+        uploaded = client.post(
+            emulator.url + "/v1/files",
+            files={"file": ("kept.bin", b"\1" * MiB)},
+            data={"purpose": "audio"},
+        )
+        first = local_address(uploaded)
+        listed = client.get(emulator.url + "/v1/files")
+        second = local_address(listed)
+    assert (uploaded.status_code, listed.status_code) == (200, 200)
+    assert "connection" not in uploaded.headers
+    assert first == second

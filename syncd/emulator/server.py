@@ -3,7 +3,8 @@
 Binding first means the URL (and a ``port=0`` choice) is known before uvicorn starts, and a busy
 port fails in the caller, not inside a thread. Two small uvicorn subclasses add what the emulator
 needs: a protocol that can drop a connection without answering (for the ``reset`` and
-``lost-response`` faults), and a server that starts and stops without polling sleeps.
+``lost-response`` faults) and that ends a connection whose request body was abandoned, and a
+server that starts and stops without polling sleeps.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import h11
 import uvicorn
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from syncd.emulator.app import create_app
@@ -38,21 +40,53 @@ _log = logging.getLogger(__name__)
 
 #: How long stop() lets in-flight requests finish before cancelling them.
 _GRACEFUL_SECONDS = 3.0
+#: How long a connection closed after its answer may take to flush it before it is aborted.
+_CLOSE_GRACE_SECONDS = 10.0
 _UNSET: Any = object()
 
 
-class _DroppableH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, plus a scope extension that drops the connection unanswered."""
+class _EmulatorH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol, plus connection drops and an end to abandoned request bodies.
+
+    * A scope extension drops the connection unanswered (the ``reset`` and ``lost-response``
+      faults).
+    * An answer that starts before the request body has fully arrived (an upload refused part
+      way, an unauthorised body drained only so far) gets ``Connection: close``, so the
+      connection ends with it. Without that uvicorn keeps the connection alive and silently reads
+      and discards the rest of the body, which for a body that never ends means reading forever
+      while the client blocks in its write.
+    * A connection closed after its answer is aborted if the peer has not taken the answer
+      within :data:`_CLOSE_GRACE_SECONDS`: a client that neither reads nor stops sending must not
+      pin the socket.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         inner = self.app
 
-        async def app_with_drop(scope: Scope, receive: Receive, send: Send) -> None:
+        async def app_with_extras(scope: Scope, receive: Receive, send: Send) -> None:
             scope.setdefault("extensions", {})[DROP_CONNECTION_EXTENSION] = self._drop
-            await inner(scope, receive, send)
 
-        self.app = app_with_drop
+            async def send_closing_if_body_unread(message: Message) -> None:
+                if message["type"] == "http.response.start" and self._request_body_unread():
+                    message = _with_connection_close(message)
+                await send(message)
+
+            await inner(scope, receive, send_closing_if_body_unread)
+
+        self.app = app_with_extras
+
+    def _request_body_unread(self) -> bool:
+        # h11 leaves SEND_BODY only once the body's end has been parsed; an app that read the
+        # whole body has necessarily seen that end (uvicorn reports more_body=False on it).
+        return self.conn.their_state is h11.SEND_BODY
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self.transport.is_closing():
+            # close() first writes out what is buffered; abort() (a no-op once the connection
+            # is gone) bounds how long that may take.
+            self.loop.call_later(_CLOSE_GRACE_SECONDS, self.transport.abort)
 
     def _drop(self, reset: bool) -> None:
         # Mark the cycle gone first, so uvicorn does not try to answer (a 500) for the app.
@@ -66,6 +100,15 @@ class _DroppableH11Protocol(H11Protocol):
             self.transport.abort()
         else:
             self.transport.close()
+
+
+def _with_connection_close(start: Message) -> Message:
+    """The ``http.response.start`` message with a ``Connection: close`` header (added once)."""
+    headers = list(start.get("headers", []))
+    for name, value in headers:
+        if bytes(name).lower() == b"connection" and b"close" in bytes(value).lower():
+            return start
+    return {**start, "headers": [*headers, (b"connection", b"close")]}
 
 
 class _ThreadedUvicorn(uvicorn.Server):
@@ -179,7 +222,7 @@ class EmulatorServer:
         )
         config = uvicorn.Config(
             app,
-            http=_DroppableH11Protocol,
+            http=_EmulatorH11Protocol,
             lifespan="off",
             log_config=None,  # never reconfigure the host process's logging
             log_level="info" if self._access_log else "warning",

@@ -210,22 +210,23 @@ async def receive_upload(
     """Read a multipart upload from ``chunks``, writing its file part to ``dest``.
 
     Consumes the whole body even after a failure, so the client can read the answer, up to
-    twice the limit (a larger body is abandoned: too large). On any error ``dest`` is removed.
+    twice the limit (the rest of a larger body is abandoned, and the server ends the connection
+    with the answer). On any error ``dest`` is removed.
 
     Raises:
         MalformedUploadError: not multipart, no file part, truncated or garbled body.
         UploadTooLargeError: the file part is larger than ``max_file_bytes``.
     """
+    # Draining lets the client read our 413/422 instead of a reset, but not forever.
+    drain_limit = 2 * max_file_bytes + _DRAIN_SLACK_BYTES
     try:
         boundary = _boundary_of(content_type)
     except MalformedUploadError:
-        await _drain(chunks)
+        await _drain(chunks, drain_limit)
         raise
     collector = _PartCollector(max_file_bytes)
     parser = MultipartParser(boundary, collector.callbacks())
     sink = await anyio.to_thread.run_sync(_BlobSink, dest)
-    # Draining lets the client read our 413/422 instead of a reset, but not forever.
-    drain_limit = 2 * max_file_bytes + _DRAIN_SLACK_BYTES
     body_bytes = 0
     try:
         async for chunk in chunks:
@@ -279,6 +280,10 @@ def _discard(sink: _BlobSink) -> None:
     sink.path.unlink(missing_ok=True)
 
 
-async def _drain(chunks: AsyncIterator[bytes]) -> None:
-    async for _ in chunks:
-        pass
+async def _drain(chunks: AsyncIterator[bytes], limit: int) -> None:
+    """Read and discard ``chunks`` until they end or more than ``limit`` bytes went by."""
+    seen = 0
+    async for chunk in chunks:
+        seen += len(chunk)
+        if seen > limit:
+            return
