@@ -9,10 +9,12 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from syncd.cli.context import load_config_or_exit, open_store_or_exit
 from syncd.domain import LocalState
 from syncd.engine import folder_specs
+from syncd.paths import printable_key
 from syncd.store import repo
 from syncd.store.records import LocalFileRecord
 
@@ -86,12 +88,19 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         return
     console = Console()
     summary = Table(title="Folders")
-    for column in ("folder", "purpose", *[state.value for state in LocalState]):
-        summary.add_column(column, justify="left" if column in ("folder", "purpose") else "right")
+    for column in ("folder", "purpose", "files", "by state"):
+        summary.add_column(column, justify="right" if column == "files" else "left")
     for spec in specs.values():
         by_state = folder_counts[spec.name]
+        # Only the states that occur: ten mostly-zero columns do not fit a terminal.
+        states = ", ".join(
+            f"{by_state[st.value]} {st.value}" for st in LocalState if by_state.get(st.value)
+        )
         summary.add_row(
-            spec.name, spec.purpose, *[str(by_state.get(st.value, 0)) for st in LocalState]
+            Text(spec.name),
+            Text(spec.purpose),
+            str(sum(by_state.values())),
+            states or "no files yet",
         )
     console.print(summary)
     if not files:
@@ -100,12 +109,14 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     for column in ("folder", "path", "state", "file id", "reason"):
         table.add_column(column, overflow="fold")
     for folder, record in files:
+        # Text, not markup: a file named "[/x].jsonl" must show as it is, not crash rich's
+        # markup parser; and a newline in a name must not split the row.
         table.add_row(
-            folder,
-            record.rel_path,
+            Text(folder),
+            Text(printable_key(record.rel_path)),
             record.state.value,
             record.remote_file_id or "",
-            record.last_error or "",
+            Text(printable_key(record.last_error or "")),
         )
     console.print(table)
     sys.stdout.flush()
