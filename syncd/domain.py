@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["MAX_UPLOAD_BYTES", "FileStat", "LocalState"]
+__all__ = ["MAX_UPLOAD_BYTES", "FileStat", "LocalState", "is_sendable_api_key"]
 
 #: The Files API's per-file cap (512 MB, decimal as the API documents it).
 MAX_UPLOAD_BYTES = 512 * 1000 * 1000
@@ -45,3 +45,17 @@ class FileStat:
 
     def same_as(self, other: FileStat | None) -> bool:
         return other is not None and self == other
+
+
+_BEARER = "bearer "
+
+
+def is_sendable_api_key(key: str) -> bool:
+    """Whether ``key`` can travel in an ``Authorization`` header as one token.
+
+    A space, a control character (a line break from a pasted two-line value) or a non-ASCII
+    letter makes the HTTP library raise an error that quotes the whole header, key included;
+    such a key is refused before anything is sent. An optional leading ``Bearer `` is allowed.
+    """
+    token = key[len(_BEARER) :] if key.lower().startswith(_BEARER) else key
+    return bool(token) and all(0x21 <= ord(char) <= 0x7E for char in token)

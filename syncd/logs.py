@@ -85,9 +85,10 @@ class SecretRedactor:
         if len(value) < _MIN_SECRET_CHARS:
             return
         with self._lock:
-            if value not in self._secrets:
-                # Longest first, so a secret that contains another is removed whole.
-                self._secrets = tuple(sorted((*self._secrets, value), key=len, reverse=True))
+            known = set(self._secrets)
+            known.update(_spellings(value))
+            # Longest first, so a secret that contains another is removed whole.
+            self._secrets = tuple(sorted(known, key=len, reverse=True))
 
     def redact_text(self, text: str) -> str:
         """``text`` with registered secrets, bearer tokens and signed query strings replaced."""
@@ -121,6 +122,23 @@ class SecretRedactor:
         if self.redact_text(shown) != shown:
             return self.redact_text(str(value))
         return value
+
+
+def _spellings(value: str) -> set[str]:
+    """``value`` and the escaped forms a library may quote it in.
+
+    An HTTP library that refuses a header shows its value as a ``repr`` of bytes
+    (``b'Bearer sk-a\\nb'``): a secret with a control or non-ASCII character then appears in the
+    text only in escaped form, which a plain search for the secret would miss.
+    """
+    forms = {
+        value,
+        repr(value)[1:-1],
+        ascii(value)[1:-1],
+        repr(value.encode("utf-8", "backslashreplace"))[2:-1],
+        value.encode("unicode_escape").decode("ascii"),
+    }
+    return {form for form in forms if len(form) >= _MIN_SECRET_CHARS}
 
 
 def _is_sensitive_key(key: str) -> bool:

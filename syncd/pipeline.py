@@ -72,6 +72,8 @@ class ScanSummary:
     unstable: int = 0
     missing: int = 0
     problems: list[str] = field(default_factory=list)
+    skipped_dirs: list[str] = field(default_factory=list)
+    """``"dir: reason"`` for each directory that could not be listed: its files are unknown."""
 
 
 class Pipeline:
@@ -116,6 +118,7 @@ class Pipeline:
                 # Its files were not listed: they are unknown, not gone.
                 unlisted_dirs.append(item.rel_path + "/")
                 summary.problems.append(summary_line)
+                summary.skipped_dirs.append(summary_line)
                 log.warning(
                     "directory_skipped", folder=folder.name, path=item.rel_path, error=item.reason
                 )

@@ -22,8 +22,12 @@ from syncd.paths import IgnoreRules, is_valid_utf8_name, printable_key
 
 __all__ = ["ScanEntry", "ScanItem", "ScanProblem", "scan_folder"]
 
-#: A file or directory that disappeared while the walk looked at it: gone, not a problem.
-_VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
+#: A file or directory that disappeared while the walk looked at it: gone, not a problem. A
+#: directory replaced by a symlink since its parent was listed (ELOOP on open) is gone too:
+#: the next walk reports the symlink.
+_VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +79,7 @@ def scan_folder(root: Path, rules: IgnoreRules) -> Iterator[ScanItem]:
     while stack:
         dir_path, prefix = stack.pop()
         try:
-            with os.scandir(dir_path) as listing:
-                entries = sorted(listing, key=_entry_name)
+            dir_fd = _open_dir(dir_path, is_root=not prefix)
         except OSError as exc:
             if not prefix:
                 raise LocalFileError(
@@ -90,33 +93,75 @@ def scan_folder(root: Path, rules: IgnoreRules) -> Iterator[ScanItem]:
                     is_directory=True,
                 )
             continue
-        subdirs: list[tuple[str, str]] = []
-        for entry in entries:
-            name = entry.name
-            rel_path = prefix + name
-            # The common case, inlined: a regular file (d_type answers without a syscall).
-            if entry.is_file(follow_symlinks=False):
-                if not rules.takes_file(rel_path, name):
-                    continue
-                if not (name.isascii() or is_valid_utf8_name(name)):
-                    yield ScanProblem(
-                        printable_key(rel_path),
-                        "file name is not valid UTF-8; rename it (not synced)",
-                    )
-                    continue
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    problem = _entry_error(rel_path, exc, rules)
-                    if problem is not None:
-                        yield problem
-                    continue
-                yield ScanEntry(rel_path, FileStat(st.st_size, st.st_mtime_ns, st.st_ino))
+        try:
+            yield from _scan_dir(dir_fd, dir_path, prefix, rules, root_real, stack)
+        finally:
+            os.close(dir_fd)
+
+
+def _open_dir(dir_path: str, *, is_root: bool) -> int:
+    """A descriptor of the directory: entries are then stat-ed relative to it (``fstatat``).
+
+    That is cheaper than resolving each entry's whole path, and a directory swapped for a
+    symlink after its parent was listed is refused (``O_NOFOLLOW``: ELOOP), never followed.
+    The root itself may be a symlink to a directory.
+    """
+    return os.open(dir_path, _DIR_FLAGS if is_root else _DIR_FLAGS | _NOFOLLOW)
+
+
+def _scan_dir(
+    dir_fd: int,
+    dir_path: str,
+    prefix: str,
+    rules: IgnoreRules,
+    root_real: str,
+    stack: list[tuple[str, str]],
+) -> Iterator[ScanItem]:
+    """The items of one open directory; its subdirectories go onto ``stack``, in order."""
+    try:
+        with os.scandir(dir_fd) as listing:
+            entries = sorted(listing, key=_entry_name)
+    except OSError as exc:
+        if not prefix:
+            raise LocalFileError(
+                f"cannot read watched folder {printable_key(dir_path)}: {exc.strerror}",
+                path=dir_path,
+            ) from exc
+        if exc.errno not in _VANISHED_ERRNOS:
+            yield ScanProblem(
+                prefix.rstrip("/"),
+                f"cannot read directory: {exc.strerror}; its files are not synced",
+                is_directory=True,
+            )
+        return
+    subdirs: list[tuple[str, str]] = []
+    for entry in entries:
+        name = entry.name
+        rel_path = prefix + name
+        # The common case, inlined: a regular file (d_type answers without a syscall).
+        if entry.is_file(follow_symlinks=False):
+            if not rules.takes_file(rel_path, name):
                 continue
-            item = _look_at_other(entry, rel_path, rules, root_real, subdirs)
-            if item is not None:
-                yield item
-        stack.extend(reversed(subdirs))
+            if not (name.isascii() or is_valid_utf8_name(name)):
+                yield ScanProblem(
+                    printable_key(rel_path),
+                    "file name is not valid UTF-8; rename it (not synced)",
+                )
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError as exc:
+                problem = _entry_error(rel_path, exc, rules)
+                if problem is not None:
+                    yield problem
+                continue
+            yield ScanEntry(rel_path, FileStat(st.st_size, st.st_mtime_ns, st.st_ino))
+            continue
+        path = f"{dir_path.rstrip('/')}/{name}"
+        item = _look_at_other(entry, path, rel_path, rules, root_real, subdirs)
+        if item is not None:
+            yield item
+    stack.extend(reversed(subdirs))
 
 
 def _entry_name(entry: os.DirEntry[str]) -> str:
@@ -144,12 +189,17 @@ def _check_root(root: Path) -> str:
 
 def _look_at_other(
     entry: os.DirEntry[str],
+    path: str,
     rel_path: str,
     rules: IgnoreRules,
     root_real: str,
     subdirs: list[tuple[str, str]],
 ) -> ScanProblem | None:
-    """Judge an entry that is not a regular file: a problem, a directory to walk, or nothing."""
+    """Judge an entry that is not a regular file: a problem, a directory to walk, or nothing.
+
+    ``path`` is the entry's full path (the listing was made from a descriptor, so
+    ``entry.path`` holds the name only).
+    """
     try:
         if entry.is_dir(follow_symlinks=False):
             if rules.prunes_dir(rel_path):
@@ -160,10 +210,10 @@ def _look_at_other(
                     "directory name is not valid UTF-8; rename it (its files are not synced)",
                     is_directory=True,
                 )
-            subdirs.append((entry.path, rel_path + "/"))
+            subdirs.append((path, rel_path + "/"))
             return None
         if entry.is_symlink():
-            return _symlink(entry, rel_path, rules, root_real)
+            return _symlink(entry, path, rel_path, rules, root_real)
         if not rules.takes_file(rel_path):
             return None
         mode = entry.stat(follow_symlinks=False).st_mode
@@ -175,11 +225,11 @@ def _look_at_other(
 
 
 def _symlink(
-    entry: os.DirEntry[str], rel_path: str, rules: IgnoreRules, root_real: str
+    entry: os.DirEntry[str], path: str, rel_path: str, rules: IgnoreRules, root_real: str
 ) -> ScanProblem | None:
     """Report a symlink that leaves the folder, dangles or loops; skip one that stays inside."""
     try:
-        target = str(Path(entry.path).readlink())
+        target = str(Path(path).readlink())
     except OSError as exc:
         return _entry_error(rel_path, exc, rules)
     shown_target = printable_key(target)
@@ -195,7 +245,7 @@ def _symlink(
         else:
             reason = f"symlink -> {shown_target} cannot be followed: {exc.strerror}; skipped"
         return ScanProblem(_shown_key(rel_path), reason)
-    resolved = os.path.realpath(entry.path)
+    resolved = os.path.realpath(path)
     if resolved == root_real or resolved.startswith(root_real.rstrip("/") + "/"):
         return None  # the target is walked (or excluded) under its own path
     is_wanted = (

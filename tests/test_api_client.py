@@ -99,3 +99,11 @@ def test_bad_settings_are_refused(kwargs: dict[str, float], message: str) -> Non
     """A negative retry count or a non-positive timeout is refused up front."""
     with pytest.raises(UsageError, match=message):
         Mistral(api_key="k", server_url="http://127.0.0.1:9", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("key", ["sk-abc\ndef", "sk abc", "sk-\u00e9t\u00e9"])
+def test_unsendable_key_is_refused_without_quoting_it(key: str) -> None:
+    """A key that cannot be a header token is refused before sending, and never echoed."""
+    with pytest.raises(UsageError, match="printable ASCII") as caught:
+        Mistral(api_key=key, server_url="http://127.0.0.1:9")
+    assert key not in str(caught.value)

@@ -19,6 +19,7 @@ from syncd import __version__
 from syncd.api.files import Files
 from syncd.api.jobs import Batch, FineTuning
 from syncd.api.requester import Requester
+from syncd.domain import is_sendable_api_key
 from syncd.errors import UsageError
 from syncd.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
@@ -61,6 +62,12 @@ class Mistral:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key or not key.strip():
             raise UsageError(f"no API key: pass api_key= or set {API_KEY_ENV}")
+        if not is_sendable_api_key(key.strip()):
+            # Never quote it: the message would carry the key into logs.
+            raise UsageError(
+                "the API key holds a space, a control character or a non-ASCII character;"
+                " an API key is one token of printable ASCII"
+            )
         url = (server_url or os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"server URL must start with http:// or https://, got {url!r}")

@@ -75,7 +75,11 @@ def translating_transport_errors(
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         # Nothing reached the server.
         kind = ApiTimeoutError if isinstance(exc, httpx.TimeoutException) else ApiConnectionError
-        raise kind(f"cannot connect for {where}: {_describe(exc)}", ambiguous=False) from exc
+        message = f"cannot connect for {where}: {_describe(exc)}"
+        if "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            # Verification is never switched off; a private CA is trusted through the env.
+            message += " (for a private CA, point SSL_CERT_FILE at its certificate bundle)"
+        raise kind(message, ambiguous=False) from exc
     except (httpx.WriteError, httpx.WriteTimeout) as exc:
         # The body did not finish leaving: the server cannot hold a complete request.
         kind = ApiTimeoutError if isinstance(exc, httpx.TimeoutException) else ApiConnectionError

@@ -93,14 +93,14 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     for spec in specs.values():
         by_state = folder_counts[spec.name]
         # Only the states that occur: ten mostly-zero columns do not fit a terminal.
-        states = ", ".join(
+        occurring = ", ".join(
             f"{by_state[st.value]} {st.value}" for st in LocalState if by_state.get(st.value)
         )
         summary.add_row(
             Text(spec.name),
             Text(spec.purpose),
             str(sum(by_state.values())),
-            states or "no files yet",
+            occurring or "no files yet",
         )
     console.print(summary)
     if not files:

@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from syncd.config.models import ApiConfig
+from syncd.domain import is_sendable_api_key
 from syncd.errors import ConfigError
 
 __all__ = ["ApiKey", "find_api_key", "resolve_api_key"]
+
+# What may follow "Authorization: Bearer " in a header without breaking or quoting it: "!".."~".
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +35,14 @@ def find_api_key(api: ApiConfig, environ: Mapping[str, str]) -> ApiKey | None:
     Surrounding whitespace (the newline most editors add) is stripped.
 
     Raises:
-        ConfigError: the key file is missing, unreadable, empty or holds more than one token.
+        ConfigError: the key file is missing, unreadable, empty or holds more than one token,
+            or the key (from either place) is not printable ASCII.
     """
     from_env = environ.get(api.api_key_env, "").strip()
     if from_env:
-        return ApiKey(SecretStr(from_env), f"environment variable {api.api_key_env}")
+        source = f"environment variable {api.api_key_env}"
+        _check_sendable(from_env, source)
+        return ApiKey(SecretStr(from_env), source)
     path = api.api_key_file
     if path is None:
         return None
@@ -55,6 +61,7 @@ def find_api_key(api: ApiConfig, environ: Mapping[str, str]) -> ApiKey | None:
         raise ConfigError(
             f"api.api_key_file: {path} must hold the key alone, without spaces or extra lines"
         )
+    _check_sendable(key, f"api.api_key_file: {path}")
     return ApiKey(SecretStr(key), f"file {path}")
 
 
@@ -66,6 +73,25 @@ def resolve_api_key(api: ApiConfig, environ: Mapping[str, str]) -> str | None:
     """
     found = find_api_key(api, environ)
     return None if found is None else found.value.get_secret_value()
+
+
+def _check_sendable(key: str, where: str) -> None:
+    """Refuse a key that cannot travel in an HTTP header, without ever showing it.
+
+    A space, a control character (a newline from a pasted two-line value) or a non-ASCII letter
+    makes the HTTP library raise an error that quotes the whole header, key included, and that
+    error would reach logs and the state database. Such a key is a typo anyway: refuse it here,
+    naming only where it came from.
+
+    Raises:
+        ConfigError: the key holds anything but printable ASCII (an optional leading
+            ``Bearer `` aside).
+    """
+    if not is_sendable_api_key(key):
+        raise ConfigError(
+            f"{where}: the API key holds a space, a control character (e.g. a line break) or a "
+            "non-ASCII character; an API key is one token of printable ASCII"
+        )
 
 
 def _decoded(raw: bytes) -> str | None:

@@ -43,7 +43,8 @@ def check_server_url(text: str) -> str:
     except ValueError:
         raise ValueError("the port in server_url is not a number between 0 and 65535") from None
     if parts.query or parts.fragment:
-        raise ValueError("server_url must not have a query string or fragment")
+        # Not echoed: a query string is where people paste tokens ("?key=...").
+        raise HiddenValueError("server_url must not have a query string or fragment")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ValueError(
             "plain http:// is allowed only for loopback hosts (localhost, 127.0.0.1, ::1); "

@@ -51,7 +51,9 @@ __all__ = [
 ]
 
 DEFAULT_API_KEY_ENV = "MISTRAL_API_KEY"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Capitals only: a mixed-case token here is almost certainly the key itself, pasted into the
+# wrong setting, and it must then be neither accepted as a name nor echoed in the error.
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 
 
 class _Table(BaseModel):
@@ -90,7 +92,10 @@ class ApiConfig(_Table):
     @classmethod
     def _check_env_name(cls, value: str) -> str:
         if not _ENV_NAME.fullmatch(value):
-            raise ValueError("expected an environment variable name such as MISTRAL_API_KEY")
+            raise HiddenValueError(
+                "expected an environment variable name in capitals, such as MISTRAL_API_KEY "
+                "(the name, not the key itself; the value is not shown in case it is one)"
+            )
         return value
 
     @field_validator("api_key_file", mode="before")

@@ -24,6 +24,9 @@ _SKIP_CHUNK_BYTES = 1024 * 1024
 
 _BOM = "\ufeff"
 
+#: Added when line 1 is a lone "{" or "[": a JSON document written with indentation.
+_PRETTY_PRINTED_HINT = "; this looks like pretty-printed JSON: JSONL needs one record per line"
+
 
 def json_type(value: object) -> str:
     """The JSON name of ``value``'s type, with an article: "an array", "null"."""
@@ -119,10 +122,14 @@ class JsonlReader:
                 "line 1: starts with a byte order mark (BOM); save the file as UTF-8 without BOM"
             )
             text = text[len(_BOM) :]
+        # Without its line break, so an error at the end of the line gets a column on it
+        # ("{" alone is "column 2"), not "column 1" of the parser's next line.
+        text = text.rstrip("\r\n")
         try:
             value = _DECODER.decode(text)
         except json.JSONDecodeError as exc:
-            self._errors.add(f"line {number}: not valid JSON: {exc.msg} (column {exc.colno})")
+            hint = _PRETTY_PRINTED_HINT if number == 1 and text.strip() in ("{", "[") else ""
+            self._errors.add(f"line {number}: not valid JSON: {exc.msg} (column {exc.colno}){hint}")
             return None
         except ValueError as exc:  # a NaN or Infinity, from _reject_constant
             self._errors.add(f"line {number}: not valid JSON: {exc}")
