@@ -7,6 +7,11 @@ in-flight uploads get a bounded grace time and everything else stays pending in 
 
 The main thread only ticks: it handles signal flags, pings the systemd watchdog and refreshes
 STATUS=. Work happens in the watcher, settler, dispatcher, upload and scheduler threads.
+
+A state store that fails while running (locked by another process past the busy timeout, a
+full disk) stops no thread: status refreshes skip a beat, a rescan is tried again shortly, a
+settled path is looked at again, and the uploader waits to write its outcomes. Only a store that
+cannot be opened at start ends the daemon (exit 1, the message names the file and the cause).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
@@ -28,11 +33,12 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from syncd.config import Config, load_config
 from syncd.connection import connect
 from syncd.engine import Engine, folder_specs
-from syncd.errors import ConfigError, LocalFileError
+from syncd.errors import ConfigError, LocalFileError, StoreError
 from syncd.metrics import Metrics, MetricsServer
 from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.paths import to_key
 from syncd.pipeline import FolderSpec
+from syncd.reconcile import ReconcileReport
 from syncd.retention_job import ScheduledRetention
 from syncd.retention_setup import retention_settings, retention_trigger
 from syncd.store import open_store, repo
@@ -50,6 +56,8 @@ _TICK = 0.5
 _STATUS_EVERY = 5.0
 #: Degraded folders (no working watch) are rescanned from this interval up to rescan_interval.
 _DEGRADED_FIRST_RESCAN = 2.0
+#: A rescan the state store refused is tried again after this long (capped by rescan_interval).
+_RESCAN_RETRY = 2.0
 
 
 @dataclass(slots=True)
@@ -57,6 +65,11 @@ class _DegradedFolder:
     reason: str
     interval: float
     next_scan: float
+    rewatch: bool
+    """The root was missing, deleted, moved or its watcher died: watch it again once it is back.
+
+    Not for inotify limits or overflows: re-adding would fail (or overflow) again at once.
+    """
 
 
 class Daemon:
@@ -169,8 +182,13 @@ class Daemon:
                 self._notifier.watchdog()
                 last_ping = now
             if now - last_status >= _STATUS_EVERY:
-                self._notifier.status(self._status_line())
-                self._update_gauges()
+                try:
+                    self._notifier.status(self._status_line())
+                    self._update_gauges()
+                except StoreError as exc:
+                    # Locked or full for now: the next tick tries again; nothing is lost.
+                    self._last_error = str(exc)
+                    log.warning("store_unavailable", error=str(exc))
                 last_status = now
 
     def _count_overflows(self) -> None:
@@ -188,6 +206,9 @@ class Daemon:
         with engine.store.session() as s:
             queued = repo.pending_count(s)
         parts = [f"queue={queued}", f"uploading={engine.uploader.inflight}"]
+        down_for = engine.uploader.gate.down_for()
+        if down_for is not None:
+            parts.append(f"api_unavailable_for={down_for:.0f}s")
         if self._degraded:
             parts.append(f"degraded={','.join(sorted(self._degraded))}")
         if self._last_error:
@@ -294,6 +315,11 @@ class Daemon:
             self._engine.pipeline.refresh(spec, rel_path)
         except LocalFileError as exc:
             self._folder_degraded(spec.name, str(exc))
+        except StoreError as exc:
+            # Not judged yet: look at the path again once it has settled anew.
+            self._last_error = str(exc)
+            log.warning("store_unavailable", folder=spec.name, path=rel_path, error=str(exc))
+            self._retouch(spec, rel_path)
         except Exception as exc:
             self._last_error = f"{spec.name}/{rel_path}: {exc}"
             log.exception("refresh_failed", folder=spec.name, path=rel_path)
@@ -303,7 +329,10 @@ class Daemon:
             if folder_name not in self._degraded:
                 log.warning("folder_degraded", folder=folder_name, error=reason)
             self._degraded[folder_name] = _DegradedFolder(
-                reason, _DEGRADED_FIRST_RESCAN, time.monotonic() + _DEGRADED_FIRST_RESCAN
+                reason,
+                _DEGRADED_FIRST_RESCAN,
+                time.monotonic() + _DEGRADED_FIRST_RESCAN,
+                rewatch="does not exist" in reason or "watched again" in reason,
             )
         self._last_error = f"{folder_name}: {reason}"
 
@@ -322,13 +351,28 @@ class Daemon:
                 continue
             try:
                 summary = self._engine.pipeline.scan(spec)
-            except LocalFileError as exc:
+            except (LocalFileError, StoreError) as exc:
                 log.warning("degraded_rescan_failed", folder=name, error=str(exc))
                 changed = False
             else:
                 changed = bool(summary.queued or summary.renamed or summary.missing)
+                if state.rewatch and self._rewatch(spec):
+                    continue
             state.interval = _DEGRADED_FIRST_RESCAN if changed else min(state.interval * 2, ceiling)
             state.next_scan = time.monotonic() + state.interval
+
+    def _rewatch(self, spec: FolderSpec) -> bool:
+        """Watch a folder whose root came back; True when it is healthy again."""
+        assert self._watcher is not None
+        with self._degraded_lock:
+            self._degraded.pop(spec.name, None)
+        self._watcher.remove_folder(spec.name)
+        # A failure calls _folder_degraded again, so the folder stays on backed-off rescans.
+        if not self._watcher.add_folder(spec.name, spec.root):
+            return False
+        self._watcher.clear_degraded(spec.name)
+        log.info("folder_recovered", folder=spec.name, path=str(spec.root))
+        return True
 
     # -- scheduled jobs -------------------------------------------------------------------------
 
@@ -348,7 +392,7 @@ class Daemon:
         if self._retention is not None:
             # Never overlapping itself: a slow run makes the next one wait, never run twice.
             scheduler.add_job(
-                self._retention,
+                self._run_retention,
                 retention_trigger(self._config.retention),
                 id="retention",
                 max_instances=1,
@@ -357,10 +401,38 @@ class Daemon:
         scheduler.start()
         return scheduler
 
-    def _rescan_all(self) -> None:
+    def _run_retention(self) -> None:
+        assert self._retention is not None and self._engine is not None
+        # Its deletions must not look like files that vanished to a concurrent reconcile.
+        with self._engine.deletions_lock:
+            self._retention()
+
+    def _rescan_all(self, *, with_remote: bool = True) -> None:
+        """The scheduled rescan: failed files get another chance, the remote is reconciled
+        (vanished files are queued again), and every folder is scanned."""
         assert self._engine is not None
         started = time.monotonic()
-        summaries, errors = self._engine.scan_all(stop=self._should_exit)
+        remote: ReconcileReport | None = None
+        try:
+            self._engine.retry_failed()
+            if with_remote:
+                remote = self._engine.reconcile_remote()
+            summaries, errors = self._engine.scan_all(stop=self._should_exit)
+        except StoreError as exc:
+            self._last_error = str(exc)
+            retry_in = min(_RESCAN_RETRY, self._config.watch.rescan_interval.total_seconds())
+            log.warning("rescan_postponed", error=str(exc), retry_in_s=retry_in)
+            if self._scheduler is not None and not self._should_exit.is_set():
+                self._scheduler.add_job(
+                    self._rescan_all,
+                    "date",
+                    run_date=datetime.now(UTC) + timedelta(seconds=retry_in),
+                    # The remote was listed already unless the store failed before that.
+                    kwargs={"with_remote": with_remote and remote is None},
+                    id="rescan-retry",
+                    replace_existing=True,
+                )
+            return
         for name, error in errors.items():
             self._folder_degraded(name, error)
         if not errors:
@@ -372,6 +444,8 @@ class Daemon:
             files=sum(s.files for s in summaries),
             hashed=sum(s.hashed for s in summaries),
             queued=sum(s.queued for s in summaries),
+            remote_files=remote.listed if remote else None,
+            vanished=len(remote.vanished) if remote else None,
             duration_ms=int((time.monotonic() - started) * 1000),
         )
 

@@ -15,9 +15,10 @@ import structlog
 from syncd.api import Files
 from syncd.config import Config, FolderConfig
 from syncd.domain import LocalState
-from syncd.errors import LocalFileError
+from syncd.errors import ApiError, LocalFileError
 from syncd.paths import IgnoreRules
 from syncd.pipeline import FolderSpec, Pipeline, ScanSummary
+from syncd.reconcile import ReconcileReport, reconcile_remote
 from syncd.retry import DEFAULT_RETRY_POLICY
 from syncd.store import Store, repo
 from syncd.uploader import Uploader, UploadEvent, UploadSettings
@@ -51,6 +52,10 @@ class SyncReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     scans: list[ScanSummary] = field(default_factory=list)
     folder_errors: dict[str, str] = field(default_factory=dict)
+    api_unavailable: str | None = None
+    """Why the pass stopped waiting for uploads: the API was down for too long."""
+    remote: ReconcileReport | None = None
+    """What the remote reconcile found (files that vanished from the remote)."""
 
     def total(self, *states: LocalState) -> int:
         return sum(
@@ -83,8 +88,12 @@ class Engine:
         on_unstable: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
     ) -> None:
         self.store = store
+        self._files = files
         self._folders = folder_specs(config)
         self._folders_lock = threading.Lock()
+        #: Held by every deletion from its request to its store write, and by the remote
+        #: reconcile, so a file syncd just deleted is never taken for one that vanished.
+        self.deletions_lock = threading.Lock()
         self.uploader = Uploader(
             store,
             files,
@@ -96,6 +105,7 @@ class Engine:
             ),
             on_event=on_upload,
             on_changed=on_unstable,
+            deletions_lock=self.deletions_lock,
         )
         self.pipeline = Pipeline(
             store, on_pending=self.uploader.wake, on_hashed=on_hashed, on_unstable=on_unstable
@@ -110,9 +120,31 @@ class Engine:
             self._folders = dict(folders)
 
     def retry_failed(self) -> int:
-        """Give files that gave up another chance (a fresh run, e.g. after fixing the key)."""
+        """Give files that gave up another chance (a fresh run or rescan, e.g. after fixing
+        the key)."""
         with self.store.session() as s:
-            return repo.retry_failed(s, folders=list(self.folders()))
+            count = repo.retry_failed(s, folders=list(self.folders()))
+        if count:
+            log.info("failed_files_retried", count=count)
+            self.uploader.wake()
+        return count
+
+    def reconcile_remote(self) -> ReconcileReport:
+        """Compare the remote with the store; files that vanished are queued again.
+
+        A failing API is reported in the result (and logged), never raised.
+
+        Raises:
+            StoreError: the state store could not be read or written.
+        """
+        try:
+            report = reconcile_remote(self.store, self._files, deletions_lock=self.deletions_lock)
+        except ApiError as exc:  # a failure outside the listing (it reports its own)
+            log.warning("remote_reconcile_skipped", error=str(exc))
+            return ReconcileReport(skipped=str(exc))
+        if report.requeued:
+            self.uploader.wake()
+        return report
 
     def scan_all(
         self, *, stop: threading.Event | None = None
@@ -150,13 +182,23 @@ class Engine:
         stop: threading.Event | None = None,
         after_scan: Callable[[], None] = lambda: None,
     ) -> SyncReport:
-        """Scan everything, upload everything pending, wait for it; then report."""
+        """Reconcile with the remote, scan everything, upload everything pending, wait for it;
+        then report. An API outage longer than the retries would take ends the wait."""
         self.uploader.recover()
         self.retry_failed()
+        remote = self.reconcile_remote()
         scans, errors = self.scan_all(stop=stop)
         after_scan()
-        self.uploader.drain(stop)
+        unavailable = self.uploader.drain(
+            stop, outage_patience=self.uploader.settings.outage_patience
+        )
         report = self.report()
         report.scans = scans
         report.folder_errors = errors
+        for scan in scans:
+            if scan.skipped_dirs:
+                # Files in a directory that could not be listed are unknown: not a clean pass.
+                report.folder_errors.setdefault(scan.folder, "; ".join(scan.skipped_dirs))
+        report.api_unavailable = unavailable
+        report.remote = remote
         return report

@@ -14,6 +14,16 @@ Exactly once: an intent that may have reached the server (a crash mid-request, o
 after the body was sent) is kept on the row. Before sending again, the uploader looks for that
 upload on the server (same name and size, created since the intent), checks its bytes hash to the
 row's sha256, and adopts it instead of uploading a duplicate.
+
+Giving up: a file is marked ``failed`` after ``max_attempts`` attempts that failed for a reason
+that may be its own (401/403/404/409, a malformed answer), or ``TRANSIENT_ATTEMPTS_FACTOR`` times
+as many that failed transiently (no answer, 429, 5xx: scattered failures of a healthy API). While
+the API is down for everybody, an :class:`~syncd.outage.OutageGate` lets one probe through at a
+time and failures do not count at all, so an outage of hours fails no file.
+
+The store is the only record of an outcome: when it cannot be written (locked past its busy
+timeout, disk full) the worker waits and writes again, and never leaves a row half-done while
+the daemon runs.
 """
 
 from __future__ import annotations
@@ -25,32 +35,58 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
+from typing import TypeVar
 
 import structlog
+from sqlalchemy.orm import Session
 
 from syncd.api import FileInfo, Files
 from syncd.domain import LocalState
 from syncd.errors import (
     ApiError,
+    ApiStatusError,
+    ApiTransportError,
     FileVanishedError,
     InvalidRequestError,
     LocalFileError,
     NotFoundError,
     PayloadTooLargeError,
+    ServerError,
+    StoreError,
     UsageError,
 )
 from syncd.hashing import stat_file
+from syncd.logs import redact_text
+from syncd.outage import OutageGate, outage_threshold
 from syncd.pipeline import FolderSpec, utc_now
-from syncd.retry import DEFAULT_RETRY_POLICY, RetryPolicy, retry_after_of, retry_delay
+from syncd.retry import (
+    DEFAULT_RETRY_POLICY,
+    RetryPolicy,
+    is_retryable,
+    retry_after_of,
+    retry_delay,
+)
 from syncd.store import Store, repo
 from syncd.store.records import LocalFileRecord
 
-__all__ = ["UploadEvent", "UploadSettings", "Uploader"]
+__all__ = ["TRANSIENT_ATTEMPTS_FACTOR", "UploadEvent", "UploadSettings", "Uploader"]
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
+
 #: How far before the recorded intent a server's created_at may lie (clock skew, whole seconds).
 ADOPT_SKEW = timedelta(seconds=5)
+#: Transient failures (no answer, 429, 5xx) a file may have, in multiples of ``max_attempts``:
+#: a healthy API failing 30% of requests must not make files give up.
+TRANSIENT_ATTEMPTS_FACTOR = 4
+#: Tries of the adoption lookup (a listing and a download, both idempotent) within one attempt.
+_LOOKUP_TRIES = 3
+#: Waits between tries to write an outcome to a store that refuses writes (locked, disk full).
+_STORE_RETRY_FIRST = 0.5
+_STORE_RETRY_MAX = 10.0
+#: How soon the dispatcher claims again after the store refused a claim.
+_DISPATCH_RETRY = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +96,16 @@ class UploadSettings:
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY
     idle_wait: float = 5.0
     """Longest the dispatcher sleeps when nothing is due (the doorbell usually wakes it first)."""
+
+    @property
+    def outage_patience(self) -> float:
+        """How long ``syncd sync`` waits through an outage: as long as ``max_attempts`` backoff
+        delays take at their longest (about two minutes for the default 8)."""
+        policy = self.retry_policy
+        return sum(
+            min(policy.initial * policy.multiplier**n, policy.maximum)
+            for n in range(self.max_attempts)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +134,7 @@ class Uploader:
         clock: Callable[[], datetime] = utc_now,
         on_event: Callable[[UploadEvent], None] = lambda _event: None,
         on_changed: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
+        deletions_lock: threading.Lock | None = None,
     ) -> None:
         self._store = store
         self._files = files
@@ -96,6 +143,11 @@ class Uploader:
         self._clock = clock
         self._on_event = on_event
         self._on_changed = on_changed
+        # Held from a delete request to its store write (see syncd.reconcile).
+        self._deletions_lock = deletions_lock or threading.Lock()
+        self.gate = OutageGate(
+            threshold=outage_threshold(settings.concurrency), policy=settings.retry_policy
+        )
         self._doorbell = threading.Event()
         self._stopping = threading.Event()
         self._inflight: set[Future[None]] = set()
@@ -147,24 +199,49 @@ class Uploader:
         return True
 
     @property
+    def settings(self) -> UploadSettings:
+        return self._settings
+
+    @property
     def inflight(self) -> int:
         with self._inflight_lock:
             return len(self._inflight)
 
-    def drain(self, stop: threading.Event | None = None) -> None:
-        """Upload until nothing is pending or in flight (``syncd sync``), in the calling thread."""
+    def drain(
+        self, stop: threading.Event | None = None, *, outage_patience: float | None = None
+    ) -> str | None:
+        """Upload until nothing is pending or in flight (``syncd sync``), in the calling thread.
+
+        Returns None when done (or stopped), or why it gave up waiting: the API has been down
+        for longer than ``outage_patience`` seconds (the rows stay ``pending``).
+        """
         while not (stop and stop.is_set()):
             wait = self._dispatch_once()
             if wait is None and self.inflight == 0:
-                return  # nothing pending in any configured folder, nothing running
+                return None  # nothing pending in any configured folder, nothing running
+            down_for = self.gate.down_for()
+            out_of_patience = (
+                outage_patience is not None and down_for is not None and down_for > outage_patience
+            )
+            if out_of_patience and self.inflight == 0:
+                return (
+                    f"the API has been unavailable for {down_for or 0:.0f}s "
+                    f"(last error: {self.gate.last_error}); pending files stay queued"
+                )
             # A finishing upload rings the doorbell, so this never waits past real work.
             self._doorbell.wait(timeout=self._settings.idle_wait if wait is None else wait)
             self._doorbell.clear()
+        return None
 
     def _run(self) -> None:
         while not self._stopping.is_set():
             try:
                 wait = self._dispatch_once()
+            except StoreError as exc:
+                # Locked or full: the rows wait in the store; try again in a moment (a lock
+                # already made this attempt wait the busy timeout).
+                log.warning("store_unavailable", error=str(exc), retry_in_s=_DISPATCH_RETRY)
+                wait = _DISPATCH_RETRY
             except Exception as exc:  # noqa: BLE001 - the dispatcher must outlive a bad moment
                 log.error("dispatch_failed", error=str(exc))
                 wait = self._settings.idle_wait
@@ -172,19 +249,30 @@ class Uploader:
             self._doorbell.clear()
 
     def _dispatch_once(self) -> float | None:
-        """Claim as many due rows as there are free workers; return how long to sleep."""
+        """Claim as many due rows as there are free workers (and the outage gate allows);
+        return how long to sleep, or None when nothing is pending."""
         free = self._settings.concurrency - self.inflight
         if free <= 0:
             # Every worker is busy; a finishing upload rings the doorbell.
             return self._settings.idle_wait
+        gate_wait = 0.0
         if not self._stopping.is_set():
+            allowed, gate_wait, probe = self.gate.allowance(free)
+            claimed: list[LocalFileRecord] = []
             now = self._clock()
             folders = self._folders()
-            with self._store.session() as s:
-                claimed = repo.claim_due_uploads(s, now=now, limit=free, folders=list(folders))
+            if allowed:
+                try:
+                    with self._store.session() as s:
+                        claimed = repo.claim_due_uploads(
+                            s, now=now, limit=allowed, folders=list(folders)
+                        )
+                finally:
+                    if probe and not claimed:
+                        self.gate.release()  # the probe found nothing due
             for record in claimed:
                 folder = folders[record.folder]
-                future = self._pool.submit(self._upload_guarded, record, folder, now)
+                future = self._pool.submit(self._upload_guarded, record, folder, now, probe)
                 with self._inflight_lock:
                     self._inflight.add(future)
                 future.add_done_callback(self._finished)
@@ -194,7 +282,7 @@ class Uploader:
             due = repo.next_due_at(s, folders=list(self._folders()))
         if due is None:
             return None
-        return max(0.0, (due - self._clock()).total_seconds())
+        return max(0.0, (due - self._clock()).total_seconds(), gate_wait)
 
     def _finished(self, future: Future[None]) -> None:
         with self._inflight_lock:
@@ -204,18 +292,29 @@ class Uploader:
     # -- one upload -----------------------------------------------------------------------------
 
     def _upload_guarded(
-        self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime
+        self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime, probe: bool
     ) -> None:
+        self.gate.admit()
         try:
             self._upload(record, folder, claimed)
+        except StoreError as exc:
+            # Nothing was settled: the row goes back to the queue (once the store takes writes).
+            self._retry_later(record, folder, exc)
         except Exception as exc:
             log.exception("upload_crashed", folder=folder.name, path=record.rel_path)
             self._retry_later(record, folder, exc)
+        finally:
+            self.gate.dismiss()
+            if probe:
+                self.gate.release()  # no-op when the outcome already told the gate
 
     def _upload(self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime) -> None:
         path = folder.root / record.rel_path
         filename = PurePosixPath(record.rel_path).name
         assert record.sha256 is not None, "only hashed rows are queued"
+        log.debug(
+            "upload_started", folder=folder.name, path=record.rel_path, attempt=record.attempts
+        )
         try:
             if stat_file(path) != record.stat:
                 self._changed(record, folder, "changed since it was hashed")
@@ -228,15 +327,18 @@ class Uploader:
             return
 
         intent = record.intent_started_at
-        if intent is not None and intent < claimed:
+        # Whether an earlier attempt may still turn up on the server (until looked for).
+        earlier_unsettled = intent is not None and intent < claimed
+        if intent is not None and earlier_unsettled:
             try:
-                adopted = self._find_earlier_upload(record, filename, intent)
+                adopted = self._look_for_earlier_upload(record, filename, intent)
             except ApiError as exc:
                 self._retry_later(record, folder, exc)
                 return
             if adopted is not None:
                 self._record_success(record, folder, adopted, action="adopt")
                 return
+            earlier_unsettled = False
 
         started = self._clock()
         try:
@@ -245,7 +347,10 @@ class Uploader:
             self._quarantine(record, folder, exc)
             return
         except ApiError as exc:
-            self._retry_later(record, folder, exc)
+            # A request refused before it was acted on (429, a connection never made) leaves
+            # nothing to look for, so the next attempt need not look first.
+            keep = earlier_unsettled or _may_have_landed(exc)
+            self._retry_later(record, folder, exc, keep_intent=keep)
             return
         except FileVanishedError:
             self._vanished(record, folder)
@@ -270,6 +375,33 @@ class Uploader:
             duration_ms=int((self._clock() - started).total_seconds() * 1000),
         )
         self._record_success(record, folder, info, action="upload")
+
+    def _look_for_earlier_upload(
+        self, record: LocalFileRecord, filename: str, intent: datetime
+    ) -> FileInfo | None:
+        """:meth:`_find_earlier_upload`, tried again at once on a transient failure.
+
+        Listing and downloading are idempotent, so a dropped connection costs a short wait here
+        rather than a whole backoff step of the file; not while the API is down for everybody.
+        """
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return self._find_earlier_upload(record, filename, intent)
+            except ApiError as exc:
+                if (
+                    tries >= _LOOKUP_TRIES
+                    or not is_retryable(exc)
+                    or self.gate.is_open
+                    or self._stopping.is_set()
+                ):
+                    raise
+                delay = retry_delay(
+                    tries, self._settings.retry_policy, retry_after=retry_after_of(exc)
+                )
+                log.debug("adoption_lookup_retrying", path=record.rel_path, error=str(exc))
+                self._stopping.wait(delay)
 
     def _find_earlier_upload(
         self, record: LocalFileRecord, filename: str, intent: datetime
@@ -296,21 +428,24 @@ class Uploader:
     def _record_success(
         self, record: LocalFileRecord, folder: FolderSpec, info: FileInfo, *, action: str
     ) -> None:
+        self.gate.succeeded()
         now = self._clock()
-        assert record.sha256 is not None
-        with self._store.session() as s:
-            superseded = repo.record_upload(
+        sha256 = record.sha256
+        assert sha256 is not None
+        superseded = self._persist(
+            lambda s: repo.record_upload(
                 s,
                 record.id,
                 file_id=info.id,
                 filename=info.filename,
                 bytes=record.size,
-                sha256=record.sha256,
+                sha256=sha256,
                 purpose=record.purpose,
                 created_at=datetime.fromtimestamp(info.created_at, tz=now.tzinfo),
                 now=now,
                 action=action,
             )
+        )
         outcome = "adopted" if action == "adopt" else "uploaded"
         log.info(
             f"file_{outcome}",
@@ -327,18 +462,24 @@ class Uploader:
                 self._delete_superseded(folder, record.rel_path, file_id)
 
     def _delete_superseded(self, folder: FolderSpec, rel_path: str, file_id: str) -> None:
-        try:
-            self._files.delete(file_id)
-        except NotFoundError:
-            pass  # already gone: that is what we wanted
-        except ApiError as exc:
-            # Not fatal: retention deletes superseded versions at their age.
-            log.warning(
-                "superseded_delete_failed", folder=folder.name, file_id=file_id, error=str(exc)
+        # From the request to the store write: the remote reconcile must not see the file gone
+        # before it is recorded as deleted (it would call it vanished).
+        with self._deletions_lock:
+            try:
+                self._files.delete(file_id)
+            except NotFoundError:
+                pass  # already gone: that is what we wanted
+            except ApiError as exc:
+                # Not fatal: retention deletes superseded versions at their age.
+                log.warning(
+                    "superseded_delete_failed", folder=folder.name, file_id=file_id, error=str(exc)
+                )
+                return
+            self._persist(
+                lambda s: repo.record_remote_deleted(
+                    s, file_id, reason="superseded", now=self._clock()
+                )
             )
-            return
-        with self._store.session() as s:
-            repo.record_remote_deleted(s, file_id, reason="superseded", now=self._clock())
         log.info(
             "file_deleted", folder=folder.name, path=rel_path, file_id=file_id, reason="superseded"
         )
@@ -350,37 +491,70 @@ class Uploader:
         except ApiError as exc:
             log.warning("discard_failed", file_id=file_id, error=str(exc))
 
-    def _retry_later(self, record: LocalFileRecord, folder: FolderSpec, exc: BaseException) -> None:
-        now = self._clock()
+    def _retry_later(
+        self,
+        record: LocalFileRecord,
+        folder: FolderSpec,
+        exc: BaseException,
+        *,
+        keep_intent: bool = True,
+    ) -> None:
+        transient = isinstance(exc, ApiError) and is_retryable(exc)
+        retry_after = retry_after_of(exc)
+        if isinstance(exc, StoreError):
+            counted = False  # the store's trouble, not the file's
+        elif transient:
+            # Failures while the API is down for everybody say nothing about this file.
+            counted = not self.gate.failed(str(exc), retry_after=retry_after)
+        else:
+            counted = True
+            if isinstance(exc, ApiError):
+                self.gate.succeeded()  # the server answered: it is up
+        limit = self._settings.max_attempts * (TRANSIENT_ATTEMPTS_FACTOR if transient else 1)
         # Every API error is worth another try (a 401 may be a key being rotated); a bug in
         # syncd itself is not, and gives up at once so it shows in status instead of looping.
-        give_up = record.attempts >= self._settings.max_attempts or not isinstance(exc, ApiError)
-        delay = retry_delay(
-            record.attempts, self._settings.retry_policy, retry_after=retry_after_of(exc)
-        )
-        with self._store.session() as s:
-            # The intent stays on the row until an outcome is certain: any earlier attempt may
-            # have reached the server, so the next one looks before it sends.
-            repo.record_failure(
+        is_bug = not isinstance(exc, ApiError | StoreError)
+        give_up = is_bug or (counted and record.attempts >= limit)
+        attempts = record.attempts if counted else max(record.attempts - 1, 1)
+        delay = retry_delay(attempts, self._settings.retry_policy, retry_after=retry_after)
+        now = self._clock()
+        next_attempt_at = None if give_up else now + timedelta(seconds=delay)
+        # The intent stays on the row until an outcome is certain: any earlier attempt may
+        # have reached the server, so the next one looks before it sends.
+        self._persist(
+            lambda s: repo.record_failure(
                 s,
                 record.id,
-                error=str(exc),
-                next_attempt_at=None if give_up else now + timedelta(seconds=delay),
+                # Server and library messages go to the database: never with a secret inside.
+                error=redact_text(str(exc)),
+                next_attempt_at=next_attempt_at,
                 give_up=give_up,
-                keep_intent=not give_up,
+                keep_intent=keep_intent and not give_up,
+                count_attempt=counted,
                 now=now,
             )
+        )
         status_code = getattr(exc, "status_code", None)
         fields = {
             "folder": folder.name,
             "path": record.rel_path,
             "attempt": record.attempts,
+            "counted": counted,
+            "status_code": status_code,
             "error": str(exc),
         }
         if give_up:
             log.error("upload_failed", **fields)
+        elif isinstance(exc, StoreError):
+            log.warning("store_unavailable", retry_in_s=round(delay, 2), **fields)
         else:
-            log.warning("upload_retry_scheduled", retry_in_s=round(delay, 2), **fields)
+            assert next_attempt_at is not None
+            log.warning(
+                "upload_retry_scheduled",
+                retry_in_s=round(delay, 3),
+                next_attempt_at=next_attempt_at.isoformat(),
+                **fields,
+            )
         outcome = "failed" if give_up else "retry"
         self._on_event(
             UploadEvent(
@@ -391,9 +565,14 @@ class Uploader:
     def _quarantine(
         self, record: LocalFileRecord, folder: FolderSpec, exc: ApiError | UsageError
     ) -> None:
+        if isinstance(exc, ApiError):
+            self.gate.succeeded()
         now = self._clock()
-        with self._store.session() as s:
-            repo.set_state(s, record.id, LocalState.QUARANTINED, now=now, last_error=str(exc))
+
+        def write(s: Session) -> None:
+            repo.set_state(
+                s, record.id, LocalState.QUARANTINED, now=now, last_error=redact_text(str(exc))
+            )
             repo.audit(
                 s,
                 "quarantine",
@@ -404,18 +583,53 @@ class Uploader:
                 bytes=record.size,
                 detail=f"rejected by the server: {exc}",
             )
+
+        self._persist(write)
         log.warning("file_quarantined", folder=folder.name, path=record.rel_path, error=str(exc))
         self._on_event(UploadEvent(folder.name, record.rel_path, "quarantined", 0, error=str(exc)))
 
     def _changed(self, record: LocalFileRecord, folder: FolderSpec, why: str) -> None:
-        with self._store.session() as s:
-            repo.set_state(s, record.id, LocalState.UNSTABLE, now=self._clock(), last_error=why)
+        self._persist(
+            lambda s: repo.set_state(
+                s, record.id, LocalState.UNSTABLE, now=self._clock(), last_error=why
+            )
+        )
         log.info("file_changed", folder=folder.name, path=record.rel_path, error=why)
         self._on_event(UploadEvent(folder.name, record.rel_path, "changed", 0, error=why))
         self._on_changed(folder, record.rel_path)
 
     def _vanished(self, record: LocalFileRecord, folder: FolderSpec) -> None:
-        with self._store.session() as s:
-            repo.mark_missing(s, folder.key, [record.rel_path], now=self._clock())
+        self._persist(
+            lambda s: repo.mark_missing(s, folder.key, [record.rel_path], now=self._clock())
+        )
         log.info("file_vanished", folder=folder.name, path=record.rel_path)
         self._on_event(UploadEvent(folder.name, record.rel_path, "vanished", 0))
+
+    def _persist(self, write: Callable[[Session], T]) -> T:
+        """Run ``write`` in one store transaction, waiting out a store that refuses it.
+
+        The outcome of an upload exists only in memory until it is written, so a locked or full
+        database makes the worker wait and write again rather than drop it. Once the uploader is
+        stopping it gives up: the row keeps its intent, and the next start adopts the upload.
+        """
+        wait = _STORE_RETRY_FIRST
+        while True:
+            try:
+                with self._store.session() as s:
+                    return write(s)
+            except StoreError as exc:
+                if self._stopping.is_set():
+                    raise
+                log.warning("store_unavailable", error=str(exc), retry_in_s=wait)
+                self._stopping.wait(wait)
+                wait = min(wait * 2, _STORE_RETRY_MAX)
+
+
+def _may_have_landed(exc: ApiError) -> bool:
+    """Whether a failed upload request may have created the file on the server anyway."""
+    if isinstance(exc, ApiTransportError):
+        return exc.ambiguous  # the whole body was sent and the answer lost
+    if isinstance(exc, ServerError):
+        return True  # a gateway may fail after its backend stored the file
+    # A 4xx or 429 was refused, not acted on; an unreadable answer may hide a stored file.
+    return not isinstance(exc, ApiStatusError)

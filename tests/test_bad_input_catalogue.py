@@ -489,6 +489,7 @@ def test_unreadable_directory_is_logged_and_its_files_are_not_called_missing(
     finally:
         (folder / "sub").chmod(0o755)
 
+    assert blocked.returncode == 1, "files it could not list are not synced: not a clean pass"
     (skipped,) = log_events(blocked.stderr, "directory_skipped")
     assert skipped["path"] == "sub"
     assert skipped["error"] == "cannot read directory: Permission denied; its files are not synced"
@@ -512,7 +513,8 @@ def test_directory_with_non_utf8_name_is_logged_and_the_rest_syncs(
 
     result = invoke(config, "sync", "--no-progress", api_key=api_key)
 
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # its files are not synced
+    assert "d\\xff: directory name is not valid UTF-8" in result.output
     (skipped,) = log_events(result.stderr, "directory_skipped")
     assert skipped["path"] == "d\\xff"
     assert skipped["error"] == (
@@ -797,17 +799,22 @@ def test_watched_folder_lost_under_the_daemon(
     if how == "replace":
         write_chat_file(tmp_path / "lost.old" / "stray.jsonl", salt="stray")
     daemon.wait_event("file_uploaded", folder="lost", path="back.jsonl", timeout=30)
+    # Once back, it is watched again: a new file arrives through an event, not a slow rescan.
+    daemon.wait_event("folder_recovered", folder="lost", timeout=30)
+    write_chat_file(lost / "watched.jsonl", salt="lost-watched")
+    daemon.wait_event("file_uploaded", folder="lost", path="watched.jsonl", timeout=5)
     assert daemon.stop() == 0
 
     with Mistral(api_key=api_key, server_url=emulator.url) as client:
         names = sorted(info.filename for info in client.files.iter_all())
     # Both first uploads are kept (a lost folder deletes nothing remotely), and nothing from
     # outside the configured path (the moved-away old folder) is ever uploaded.
-    assert names == ["back.jsonl", "first.jsonl", "first.jsonl", "second.jsonl"]
+    assert names == ["back.jsonl", "first.jsonl", "first.jsonl", "second.jsonl", "watched.jsonl"]
     states = {(row["folder"], row["path"]): row["state"] for row in status_rows(config, api_key)}
     assert states == {
         ("lost", "first.jsonl"): "missing",
         ("lost", "back.jsonl"): "uploaded",
+        ("lost", "watched.jsonl"): "uploaded",
         ("other", "first.jsonl"): "uploaded",
         ("other", "second.jsonl"): "uploaded",
     }

@@ -98,10 +98,12 @@ def test_signed_url_rejects_tampering_and_expiry(emulator: EmulatorServer, api_k
     assert int(query["exp"]) == url["expires_at"]
     assert httpx.get(url["url"]).content == CHAT
     signed_base = f"{emulator.url}/_emulator/signed"
+    # A different last hex digit (a fixed "0" would equal the real one time in sixteen).
+    flipped = "1" if query["sig"].endswith("0") else "0"
     tampered = [
         f"{signed_base}/{second}?exp={query['exp']}&sig={query['sig']}",
         f"{signed_base}/{first}?exp={int(query['exp']) + 3600}&sig={query['sig']}",
-        f"{signed_base}/{first}?exp={query['exp']}&sig={query['sig'][:-1]}0",
+        f"{signed_base}/{first}?exp={query['exp']}&sig={query['sig'][:-1]}{flipped}",
         f"{signed_base}/{first}?exp={query['exp']}",
     ]
     for bad in tampered:

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -34,7 +35,7 @@ from syncd.cli.context import (
 )
 from syncd.connection import connect
 from syncd.engine import Engine, SyncReport
-from syncd.errors import ApiError, ConfigError
+from syncd.errors import ApiError, ConfigError, StoreError
 from syncd.uploader import UploadEvent
 
 __all__ = ["EXIT_QUARANTINED", "sync"]
@@ -110,6 +111,8 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
                 on_upload=view.uploaded if view else lambda _e: None,
                 on_hashed=view.hashed if view else lambda _b: None,
             )
+            # Also on the way out of a failure: workers waiting out a locked store must end.
+            stack.callback(engine.uploader.stop, grace=5)
             if view is not None:
                 stack.enter_context(view.progress)
 
@@ -118,10 +121,9 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
                     view.start_uploads(*engine.pending_totals())
 
             report = engine.sync_once(stop=stop, after_scan=after_scan)
-            engine.uploader.stop(grace=5)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
-    except ApiError as exc:
+    except (ApiError, StoreError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
         stop.set()
@@ -133,7 +135,7 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
 
 
 def _exit_code(report: SyncReport) -> int:
-    if report.not_uploaded or report.folder_errors:
+    if report.not_uploaded or report.folder_errors or report.api_unavailable:
         return EXIT_FAILURE
     if report.quarantined:
         return EXIT_QUARANTINED
@@ -145,7 +147,15 @@ def _print_report(console: Console, report: SyncReport) -> None:
         parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()) if n)
         console.print(f"{folder}: {parts or 'no files'}", highlight=False)
     for folder, error in report.folder_errors.items():
-        console.print(f"[red]{folder}: {error}[/red]")
+        console.print(f"[red]{escape(folder)}: {escape(error)}[/red]", highlight=False)
+    if report.remote is not None and report.remote.vanished:
+        console.print(
+            f"[yellow]{len(report.remote.vanished)} remote file(s) had vanished from the remote;"
+            f" {report.remote.requeued} file(s) uploaded again[/yellow]",
+            highlight=False,
+        )
+    if report.api_unavailable:
+        console.print(f"[red]{escape(report.api_unavailable)}[/red]", highlight=False)
     if report.quarantined:
         console.print(
             f"[yellow]{report.quarantined} file(s) quarantined or skipped:"

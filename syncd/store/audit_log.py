@@ -33,7 +33,7 @@ def audit(
     detail: str | None = None,
 ) -> None:
     """Append one line: ``action`` is upload | adopt | reuse | quarantine | supersede | delete |
-    rename | give_up | ... (free text, kept short)."""
+    rename | give_up | vanished_from_remote | ... (free text, kept short)."""
     # A Core insert: one line per upload, and the ORM's unit of work would cost several times
     # the statement itself.
     s.execute(

@@ -25,6 +25,7 @@ from syncd.store import diagnosis
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
+    "SQLITE_CACHE_KIB",
     "DatabaseTarget",
     "check_integrity",
     "make_engine",
@@ -36,6 +37,8 @@ __all__ = [
 
 #: How long a connection waits for another writer's lock before SQLite reports "locked".
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+#: Page cache per SQLite connection, in KiB (see the pragma below).
+SQLITE_CACHE_KIB = 512
 
 _SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -184,6 +187,10 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
             cursor.execute("PRAGMA journal_mode = WAL")
             # Durable at every checkpoint and safe from corruption in WAL mode; much faster.
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # Each pooled connection keeps its own page cache (SQLite's default is 2 MiB): with
+            # 100,000 rows that was ~2 MB of daemon RSS per connection. The OS page cache holds
+            # the file anyway, and syncd's queries are index lookups and one scan per rescan.
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 

@@ -8,9 +8,11 @@ SQLite already waits ``busy_timeout`` for a lock before it gives up.
 from __future__ import annotations
 
 import errno
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -44,6 +46,11 @@ def describe_db_error(exc: BaseException, where: str, *, busy_timeout_ms: int) -
             f"state database {where} is locked by another process or connection "
             f"(waited {busy_timeout_ms} ms); is another syncd running on it?"
         )
+    if code in ("READONLY", "CANTOPEN") and _on_read_only_file_system(where):
+        return (
+            f"state database {where} is on a read-only file system ({detail}); syncd must be "
+            "able to write the file and its directory"
+        )
     if code == "READONLY":
         return (
             f"state database {where} is read-only ({detail}); syncd must be able to write "
@@ -65,6 +72,21 @@ def describe_db_error(exc: BaseException, where: str, *, busy_timeout_ms: int) -
     if code in ("PERM", "AUTH"):
         return f"access to state database {where} denied ({detail})"
     return f"state database {where} failed: {detail}"
+
+
+def _on_read_only_file_system(where: str) -> bool:
+    """Whether ``where`` is a file path whose file system is mounted read-only.
+
+    SQLite reports such a file as "unable to open" (it cannot create the WAL's ``-shm``), which
+    would send the operator looking at permissions instead of at the mount.
+    """
+    if not where.startswith("/"):
+        return False  # a server database's URL
+    directory = Path(where).parent
+    try:
+        return bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def describe_os_error(exc: OSError, where: str) -> str:

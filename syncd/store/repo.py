@@ -30,6 +30,7 @@ from syncd.store.local_files import (
     state_counts,
     upsert_local,
 )
+from syncd.store.remote_reconcile import VANISHED_REASON, live_remote_ids, record_vanished
 from syncd.store.remotes import (
     find_live_remote_by_content,
     get_remote,
@@ -50,6 +51,7 @@ from syncd.store.upload_queue import (
 )
 
 __all__ = [
+    "VANISHED_REASON",
     "aged_remote_files",
     "audit",
     "audit_entries",
@@ -64,6 +66,7 @@ __all__ = [
     "inflight_uploads",
     "iter_remote_files",
     "list_local",
+    "live_remote_ids",
     "local_row_count",
     "mark_missing",
     "next_due_at",
@@ -73,6 +76,7 @@ __all__ = [
     "record_failure",
     "record_remote_deleted",
     "record_upload",
+    "record_vanished",
     "remote_files",
     "remote_holding",
     "remote_ids_with_filename",

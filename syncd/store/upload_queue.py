@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BindParameter,
+    CompoundSelect,
     CursorResult,
     Select,
     Text,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    union_all,
     update,
 )
 from sqlalchemy.orm import Session
@@ -72,6 +74,9 @@ _CLAIM = (
         updated_at=_NOW,
     )
 )
+#: The claim and the claimed row in one statement where the database can (SQLite 3.35+,
+#: PostgreSQL); elsewhere the row is read after the claim.
+_CLAIM_RETURNING = _CLAIM.returning(*rows.LOCAL_COLUMNS)
 _ROW_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id"))
 _UPLOAD_TARGET = select(
     _T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id
@@ -105,23 +110,26 @@ def _in_scope(query: Select[Any], scope: _Scope) -> Select[Any]:
 
 
 @functools.cache
-def _due_queries(scope: _Scope, *, tried: bool) -> tuple[Select[Any], Select[Any]]:
-    """(never tried, retrying) queries for due rows: ``(due at, id, rel_path)``, earliest first."""
+def _due_query(scope: _Scope, *, tried: bool) -> CompoundSelect[Any]:
+    """Due rows as ``(due at, id, rel_path)``: the first of each kind, in one statement."""
     never = _in_scope(
-        select(_T.c.state_changed_at, _T.c.id, _T.c.rel_path).where(_NEVER_TRIED), scope
+        select(_T.c.state_changed_at.label("due"), _T.c.id, _T.c.rel_path).where(_NEVER_TRIED),
+        scope,
     )
     retry = _in_scope(
-        select(_T.c.next_attempt_at, _T.c.id, _T.c.rel_path).where(
+        select(_T.c.next_attempt_at.label("due"), _T.c.id, _T.c.rel_path).where(
             _RETRYING, _T.c.next_attempt_at <= _NOW
         ),
         scope,
     )
     if tried:
         never, retry = never.where(_T.c.id.not_in(_TRIED)), retry.where(_T.c.id.not_in(_TRIED))
-    return (
-        never.order_by(_T.c.state_changed_at, _T.c.id).limit(_LIMIT),
-        retry.order_by(_T.c.next_attempt_at, _T.c.id).limit(_LIMIT),
+    # Each part is limited in its own index order; the caller merges the two short lists.
+    firsts = (
+        never.order_by(_T.c.state_changed_at, _T.c.id).limit(_LIMIT).subquery(),
+        retry.order_by(_T.c.next_attempt_at, _T.c.id).limit(_LIMIT).subquery(),
     )
+    return union_all(*(select(*part.c) for part in firsts))
 
 
 @functools.cache
@@ -149,7 +157,7 @@ def claim_due_uploads(
         return []
     s.flush()
     scope, scope_params = _scope(folders)
-    claimed: list[int] = []
+    claimed: list[LocalFileRecord] = []
     tried: set[int] = set()
     while len(claimed) < limit:
         wanted = limit - len(claimed)
@@ -157,30 +165,31 @@ def claim_due_uploads(
         if tried:
             params["b_tried"] = list(tried)
         candidates = sorted(
-            (
-                tuple(row)
-                for query in _due_queries(scope, tried=bool(tried))
-                for row in s.execute(query, params)
-            ),
+            (tuple(row) for row in s.execute(_due_query(scope, tried=bool(tried)), params)),
             key=lambda row: (row[0], row[1]),
         )[:wanted]
         if not candidates:
             break
         for _due, local_id, rel_path in candidates:
             tried.add(local_id)
-            if _claim_one(s, local_id, PurePosixPath(rel_path).name, now):
-                claimed.append(local_id)
-    records = []
-    for local_id in claimed:
-        rows.forget_cached(s, LocalFile, local_id)
-        records.append(LocalFileRecord(*s.execute(_ROW_BY_ID, {"b_id": local_id}).one()))
-    return records
+            record = _claim_one(s, local_id, PurePosixPath(rel_path).name, now)
+            if record is not None:
+                claimed.append(record)
+    return claimed
 
 
-def _claim_one(s: Session, local_id: int, filename: str, now: datetime) -> bool:
-    result = s.execute(_CLAIM, {"b_id": local_id, "b_now": now, "b_filename": filename})
+def _claim_one(s: Session, local_id: int, filename: str, now: datetime) -> LocalFileRecord | None:
+    """Claim one row; its record after the claim, or None when another claimer was first."""
+    params = {"b_id": local_id, "b_now": now, "b_filename": filename}
+    rows.forget_cached(s, LocalFile, local_id)
+    if s.get_bind().dialect.update_returning:
+        row = s.execute(_CLAIM_RETURNING, params).first()
+        return None if row is None else LocalFileRecord(*row)
+    result = s.execute(_CLAIM, params)
     assert isinstance(result, CursorResult)
-    return result.rowcount == 1
+    if result.rowcount != 1:
+        return None
+    return LocalFileRecord(*s.execute(_ROW_BY_ID, {"b_id": local_id}).one())
 
 
 def inflight_uploads(s: Session) -> list[LocalFileRecord]:
@@ -334,13 +343,18 @@ def record_failure(
     give_up: bool,
     now: datetime,
     keep_intent: bool = False,
+    count_attempt: bool = True,
 ) -> None:
     """An attempt failed: back to ``pending`` until ``next_attempt_at``, or ``failed``.
 
     ``keep_intent`` keeps the upload intent when the request may have reached the server, so
     the next attempt looks for it before sending again; giving up always forgets it.
+    ``count_attempt=False`` gives back the attempt the claim counted: the failure said nothing
+    about this file (the API was down, or the store was unavailable).
     """
     row = rows.local_row(s, local_id)
+    if not count_attempt and row.attempts > 0:
+        row.attempts -= 1
     if give_up:
         rows.move_state(row, LocalState.FAILED, now)
         row.next_attempt_at = None
