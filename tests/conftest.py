@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from syncd.emulator import EmulatorOptions, EmulatorServer
+from tests.daemon_process import DaemonProcess
 
 TEST_API_KEY = "test-key"
 
@@ -51,3 +52,12 @@ def make_emulator(
 def emulator(make_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
     """A started emulator on a fresh data dir, API key ``"test-key"``; stopped after the test."""
     return make_emulator()
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """Daemon subprocesses a test starts (append them); each is killed at teardown."""
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        daemon.kill()

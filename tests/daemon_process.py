@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from syncd.api import Mistral
+from syncd.emulator import EmulatorServer
 from tests.support import wait_until
 
 
@@ -119,3 +122,15 @@ class DaemonProcess:
         self._reader.join(timeout=5)
         if self.proc.stderr is not None and not self._reader.is_alive():
             self.proc.stderr.close()
+
+
+def remote_names(emulator: EmulatorServer, api_key: str) -> list[str]:
+    """Sorted filenames of every file on the emulator."""
+    with Mistral(api_key=api_key, server_url=emulator.url) as client:
+        return sorted(f.filename for f in client.files.iter_all())
+
+
+def db_states(directory: Path) -> dict[str, str]:
+    """rel_path -> state from the store of a config written by ``tests.configs.write_config``."""
+    with sqlite3.connect(directory / "state" / "state.db") as db:
+        return dict(db.execute("select rel_path, state from local_files").fetchall())

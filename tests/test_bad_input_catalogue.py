@@ -747,14 +747,6 @@ def test_three_hundred_levels_deep_uploads(
 # -- 5. a watched folder deleted or replaced under the daemon ------------------------------------
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
-
-
 @pytest.mark.e2e
 @pytest.mark.parametrize(
     ("how", "reported"),

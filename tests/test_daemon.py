@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +15,7 @@ import pytest
 from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
 from tests.configs import FolderSetup, chat_line, write_chat_file, write_config
-from tests.daemon_process import DaemonProcess, NotifySocket
+from tests.daemon_process import DaemonProcess, NotifySocket, db_states, remote_names
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -25,17 +24,13 @@ StartDaemon = Callable[..., DaemonProcess]
 
 
 @pytest.fixture
-def start_daemon(api_key: str) -> Iterator[StartDaemon]:
-    started: list[DaemonProcess] = []
-
+def start_daemon(api_key: str, daemons: list[DaemonProcess]) -> StartDaemon:
     def start(config: Path, **kwargs: Any) -> DaemonProcess:
         daemon = DaemonProcess(config, api_key=api_key, **kwargs)
-        started.append(daemon)
+        daemons.append(daemon)
         return daemon
 
-    yield start
-    for daemon in started:
-        daemon.kill()
+    return start
 
 
 @pytest.fixture
@@ -43,16 +38,6 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
     sock = NotifySocket(tmp_path / "notify.sock")
     yield sock
     sock.close()
-
-
-def remote_names(emulator: EmulatorServer, api_key: str) -> list[str]:
-    with Mistral(api_key=api_key, server_url=emulator.url) as client:
-        return sorted(f.filename for f in client.files.iter_all())
-
-
-def db_states(tmp_path: Path) -> dict[str, str]:
-    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
-        return dict(db.execute("select rel_path, state from local_files").fetchall())
 
 
 def test_new_files_are_uploaded_and_systemd_hears_ready_and_stopping(

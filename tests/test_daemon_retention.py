@@ -3,37 +3,16 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
 from tests.configs import FolderSetup, write_chat_file, write_config
-from tests.daemon_process import DaemonProcess
+from tests.daemon_process import DaemonProcess, db_states, remote_names
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
-
-
-def remote_names(emulator: EmulatorServer, api_key: str) -> list[str]:
-    with Mistral(api_key=api_key, server_url=emulator.url) as client:
-        return sorted(f.filename for f in client.files.iter_all())
-
-
-def db_states(tmp_path: Path) -> dict[str, str]:
-    with sqlite3.connect(tmp_path / "state" / "state.db") as db:
-        return dict(db.execute("select rel_path, state from local_files").fetchall())
 
 
 def start(

@@ -59,14 +59,6 @@ def invoke(config: Path, *args: str, api_key: str | None) -> Result:
     )
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.kill()
-
-
 def wait_synced(daemon: DaemonProcess, path: str) -> None:
     """Wait until ``path`` is on the remote: uploaded, or adopted after a lost answer."""
 

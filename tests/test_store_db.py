@@ -22,6 +22,7 @@ from sqlalchemy import text
 from syncd.domain import FileStat, LocalState
 from syncd.errors import StoreError
 from syncd.store import Store, connect, open_store, repo
+from tests.reliability_checks import LockHolder
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SHA = "a" * 64
@@ -55,40 +56,6 @@ def store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(sqlite_url(tmp_path / "state.db"))
     yield opened
     opened.dispose()
-
-
-class LockHolder:
-    """Another process holding ``BEGIN EXCLUSIVE`` on a database until released."""
-
-    _SCRIPT = textwrap.dedent(
-        """
-        import sqlite3, sys
-        connection = sqlite3.connect(sys.argv[1], isolation_level=None)
-        connection.execute("BEGIN EXCLUSIVE")
-        print("locked", flush=True)
-        sys.stdin.readline()
-        connection.execute("ROLLBACK")
-        """
-    )
-
-    def __init__(self, path: Path) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, "-c", self._SCRIPT, str(path)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        # Blocks until the lock is held: no sleeping, no polling.
-        assert self._process.stdout.readline().strip() == "locked"
-
-    def release(self) -> None:
-        assert self._process.stdin is not None
-        assert self._process.stdout is not None
-        self._process.stdin.write("\n")
-        self._process.stdin.close()
-        assert self._process.wait(timeout=10) == 0
-        self._process.stdout.close()
 
 
 def test_new_database_file_is_0600_in_new_0700_directories(tmp_path: Path) -> None:
