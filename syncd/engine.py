@@ -187,11 +187,13 @@ class Engine:
         self.uploader.recover()
         self.retry_failed()
         remote = self.reconcile_remote()
-        scans, errors = self.scan_all(stop=stop)
-        after_scan()
+        scanned = _Scan(self, stop, after_scan)
+        # Uploads start with the first queued file instead of after the whole scan.
+        scanned.thread.start()
         unavailable = self.uploader.drain(
-            stop, outage_patience=self.uploader.settings.outage_patience
+            stop, outage_patience=self.uploader.settings.outage_patience, until=scanned.done
         )
+        scans, errors = scanned.result()
         report = self.report()
         report.scans = scans
         report.folder_errors = errors
@@ -202,3 +204,35 @@ class Engine:
         report.api_unavailable = unavailable
         report.remote = remote
         return report
+
+
+class _Scan:
+    """``Engine.scan_all`` in a thread, so ``syncd sync`` uploads while it still scans."""
+
+    def __init__(
+        self, engine: Engine, stop: threading.Event | None, after: Callable[[], None]
+    ) -> None:
+        self._engine = engine
+        self._stop = stop
+        self._after = after
+        self.done = threading.Event()
+        self._outcome: tuple[list[ScanSummary], dict[str, str]] | None = None
+        self._error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="syncd-scan", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self._outcome = self._engine.scan_all(stop=self._stop)
+            self._after()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            self._error = exc
+        finally:
+            self.done.set()
+            self._engine.uploader.wake()
+
+    def result(self) -> tuple[list[ScanSummary], dict[str, str]]:
+        self.thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._outcome is not None
+        return self._outcome

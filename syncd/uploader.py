@@ -208,16 +208,24 @@ class Uploader:
             return len(self._inflight)
 
     def drain(
-        self, stop: threading.Event | None = None, *, outage_patience: float | None = None
+        self,
+        stop: threading.Event | None = None,
+        *,
+        outage_patience: float | None = None,
+        until: threading.Event | None = None,
     ) -> str | None:
         """Upload until nothing is pending or in flight (``syncd sync``), in the calling thread.
+
+        With ``until``, an empty queue does not end the wait before that event is set (a scan
+        still queueing files; it rings the doorbell when it is done).
 
         Returns None when done (or stopped), or why it gave up waiting: the API has been down
         for longer than ``outage_patience`` seconds (the rows stay ``pending``).
         """
         while not (stop and stop.is_set()):
+            producing = until is not None and not until.is_set()
             wait = self._dispatch_once()
-            if wait is None and self.inflight == 0:
+            if wait is None and self.inflight == 0 and not producing:
                 return None  # nothing pending in any configured folder, nothing running
             down_for = self.gate.down_for()
             out_of_patience = (

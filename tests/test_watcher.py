@@ -104,6 +104,25 @@ class TestFileEvents:
         os.close(os.open(target, os.O_WRONLY))
         _wait_for(recorder, target)
 
+    def test_reading_files_reports_nothing(
+        self, watcher: Watcher, recorder: Recorder, root: Path
+    ) -> None:
+        """Opening and reading (syncd's own hashing and uploads) causes no change events.
+
+        Events arrive in order, so once the marker written after the reads is seen, any event
+        the reads caused would have been seen before it.
+        """
+        target = root / "read-me.jsonl"
+        target.write_text("{}\n")
+        watcher.add_folder("data", root)
+        for _ in range(20):
+            assert target.read_bytes() == b"{}\n"
+        (root / "marker.jsonl").write_text("{}\n")
+        _wait_for(recorder, root / "marker.jsonl")
+        assert recorder.count(target) == 0
+        # The kernel was not even asked for open/read/close events: 20 reads would be 40+.
+        assert watcher.events_received <= 6
+
     def test_mtime_change_is_reported(
         self, watcher: Watcher, recorder: Recorder, root: Path
     ) -> None:

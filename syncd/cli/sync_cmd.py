@@ -36,6 +36,7 @@ from syncd.cli.context import (
 from syncd.connection import connect
 from syncd.engine import Engine, SyncReport
 from syncd.errors import ApiError, ConfigError, StoreError
+from syncd.logs import configure_logging
 from syncd.uploader import UploadEvent
 
 __all__ = ["EXIT_QUARANTINED", "sync"]
@@ -69,19 +70,25 @@ class _ProgressView:
         self.progress.advance(self._scan, size)
 
     def start_uploads(self, files: int, size: int) -> None:
+        """The scan is over: ``files``/``size`` still wait, on top of what is already sent."""
         self.progress.update(self._scan, total=self.progress.tasks[self._scan].completed)
-        self._files_total = files
-        self.progress.update(self._upload, total=size, visible=True, files=f"0/{files} files")
+        with self._lock:
+            self._files_total = files + self._files_done
+            done, total = self._files_done, self._files_total
+        sent = self.progress.tasks[self._upload].completed
+        self.progress.update(
+            self._upload, total=size + sent, visible=True, files=f"{done}/{total} files"
+        )
 
     def uploaded(self, event: UploadEvent) -> None:
         if event.outcome not in ("uploaded", "adopted"):
             return
         with self._lock:
             self._files_done += 1
-            done = self._files_done
-        self.progress.update(
-            self._upload, advance=event.bytes, files=f"{done}/{self._files_total} files"
-        )
+            done, total = self._files_done, self._files_total
+        # Uploads start while the scan still runs: the total is known only once it ends.
+        files = f"{done}/{total} files" if total else f"{done} files"
+        self.progress.update(self._upload, advance=event.bytes, visible=True, files=files)
 
 
 @click.command("sync")
@@ -99,6 +106,9 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
     show_progress = sys.stderr.isatty() if progress is None else progress
     console = Console(stderr=True)
     view = _ProgressView(console) if show_progress else None
+    if view is not None and config.log.level in ("debug", "info"):
+        # The bar tells the per-file story; only problems interrupt it.
+        configure_logging(config.log.format, "warning")
     store = open_store_or_exit(config)
     stop = threading.Event()
     try:
