@@ -12,7 +12,7 @@ the same file at the same time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,7 +24,7 @@ from syncd.domain import FileStat, LocalState
 from syncd.errors import FileChangedError, FileVanishedError, LocalFileError
 from syncd.hashing import hash_file, stat_file
 from syncd.paths import IgnoreRules
-from syncd.scanner import ScanProblem, scan_folder
+from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
 from syncd.validation import ValidationMode, validate_file
 
@@ -105,42 +105,19 @@ class Pipeline:
 
     def _scan(self, folder: FolderSpec) -> ScanSummary:
         summary = ScanSummary(folder=folder.name)
+        # The walk and the stored rows are merged in one pass, both in key order: no table of
+        # every known path in memory. The session only reads; every write comes after it.
         with self._store.session() as s:
-            known = repo.folder_fingerprints(s, folder.key)
-        seen: set[str] = set()
-        unlisted_dirs: list[str] = []
-        changed: list[tuple[str, FileStat]] = []
-        for item in scan_folder(folder.root, folder.rules):
-            summary_line = (
-                f"{item.rel_path}: {item.reason}" if isinstance(item, ScanProblem) else ""
+            found = _compare(
+                folder,
+                scan_folder(folder.root, folder.rules),
+                repo.iter_fingerprints(s, folder.key),
+                summary,
             )
-            if isinstance(item, ScanProblem) and item.is_directory:
-                # Its files were not listed: they are unknown, not gone.
-                unlisted_dirs.append(item.rel_path + "/")
-                summary.problems.append(summary_line)
-                summary.skipped_dirs.append(summary_line)
-                log.warning(
-                    "directory_skipped", folder=folder.name, path=item.rel_path, error=item.reason
-                )
-                continue
-            seen.add(item.rel_path)
-            if isinstance(item, ScanProblem):
-                self._record_problem(folder, item, known.get(item.rel_path))
-                summary.problems.append(summary_line)
-                continue
-            summary.files += 1
-            stored = known.get(item.rel_path)
-            stored_stat, stored_state, stored_sha = stored if stored else (None, None, None)
-            if plan.needs_hash(stored_stat, stored_state, stored_sha, item.stat):
-                changed.append((item.rel_path, item.stat))
-        vanished = {
-            rel: entry
-            for rel, entry in known.items()
-            if rel not in seen
-            and entry[1] is not LocalState.MISSING
-            and not rel.startswith(tuple(unlisted_dirs))
-        }
-        changed = self._apply_renames(folder, changed, vanished, summary)
+        for problem, stored in found.problems:
+            self._record_problem(folder, problem, stored)
+        vanished = found.vanished
+        changed = self._apply_renames(folder, found.changed, vanished, summary)
         for rel_path, stat in changed:
             self._judge(folder, rel_path, stat, summary)
         if vanished:
@@ -375,3 +352,111 @@ class Pipeline:
                 now=self._clock(),
             )
         log.warning("file_skipped", folder=folder.name, path=problem.rel_path, error=problem.reason)
+
+
+_Stored = tuple[FileStat, LocalState, str | None]
+
+
+@dataclass(slots=True)
+class _Comparison:
+    """What a walk found that the store does not say yet: the work of one scan."""
+
+    changed: list[tuple[str, FileStat]]
+    """Files to hash (new, or with another fingerprint), in key order."""
+    vanished: dict[str, _Stored]
+    """Rows of files no longer on disk (not already ``missing``, not under a skipped dir)."""
+    problems: list[tuple[ScanProblem, _Stored | None]]
+    """Files that cannot be synced, with their stored row if any."""
+
+
+def _compare(
+    folder: FolderSpec,
+    items: Iterable[ScanItem],
+    stored_rows: Iterable[repo.Fingerprint],
+    summary: ScanSummary,
+) -> _Comparison:
+    """Merge the walk with the stored rows, both in strictly ascending key order, in one pass.
+
+    Rows that no entry matches are collected (few, unless many files went at once): they are
+    the vanished files, or the rows of paths reported as problems. Counts and problem lines go
+    into ``summary``.
+    """
+    changed: list[tuple[str, FileStat]] = []
+    problems: list[ScanProblem] = []
+    skipped: tuple[str, ...] = ()
+    not_on_disk: dict[str, repo.Fingerprint] = {}
+    trusted = _trusted_states()
+    missing = LocalState.MISSING
+    rows = iter(stored_rows)
+    row = next(rows, None)
+    last_key = ""  # sorts before every key
+    files = 0
+    for item in items:
+        if isinstance(item, ScanEntry):
+            key = item.rel_path
+            if key <= last_key:
+                raise RuntimeError(f"the walk of {folder.root} left key order at {key!r}")
+            last_key = key
+            files += 1
+            while row is not None and row[0] < key:
+                if row[4] is not missing and not row[0].startswith(skipped):
+                    not_on_disk[row[0]] = row
+                row = next(rows, None)
+            if row is None or row[0] != key:
+                changed.append((key, item.stat))  # a new file
+                continue
+            _, size, mtime_ns, inode, state, sha256 = row
+            row = next(rows, None)
+            if (
+                item.size == size
+                and item.mtime_ns == mtime_ns
+                and item.inode == inode
+                and sha256 is not None
+                and state in trusted
+            ):
+                continue  # the common case: decided on plain values, nothing built
+            stat = item.stat
+            if plan.needs_hash(FileStat(size, mtime_ns, inode), state, sha256, stat):
+                changed.append((key, stat))
+            continue
+        line = f"{item.rel_path}: {item.reason}"
+        summary.problems.append(line)
+        if item.is_directory:
+            # Its files were not listed: they are unknown, not gone. The walk reports it
+            # before any key below it, so its rows are left out as they are read.
+            skipped += (item.rel_path + "/",)
+            summary.skipped_dirs.append(line)
+            log.warning(
+                "directory_skipped", folder=folder.name, path=item.rel_path, error=item.reason
+            )
+        else:
+            problems.append(item)
+    while row is not None:
+        if row[4] is not missing and not row[0].startswith(skipped):
+            not_on_disk[row[0]] = row
+        row = next(rows, None)
+    summary.files += files
+    # A problem's key may not sit where its entry sorts (a printable form of a name that is
+    # not UTF-8), so its row is looked up among the unmatched ones, after the merge.
+    found_problems: list[tuple[ScanProblem, _Stored | None]] = []
+    for problem in problems:
+        stored = not_on_disk.pop(problem.rel_path, None)
+        found_problems.append((problem, None if stored is None else _stored(stored)))
+    vanished = {rel_path: _stored(row) for rel_path, row in not_on_disk.items()}
+    return _Comparison(changed=changed, vanished=vanished, problems=found_problems)
+
+
+def _trusted_states() -> frozenset[LocalState]:
+    """States in which a row with a hash and the file's very fingerprint needs no new look.
+
+    Asked of :func:`syncd.plan.needs_hash` (the one place that decides), once per scan.
+    """
+    probe = FileStat(size=0, mtime_ns=0, inode=0)
+    return frozenset(
+        state for state in LocalState if not plan.needs_hash(probe, state, "sha256", probe)
+    )
+
+
+def _stored(row: repo.Fingerprint) -> _Stored:
+    _, size, mtime_ns, inode, state, sha256 = row
+    return FileStat(size, mtime_ns, inode), state, sha256

@@ -9,11 +9,13 @@ comparing the result with the state store is the caller's job.
 from __future__ import annotations
 
 import errno
+import operator
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from syncd.domain import FileStat
 from syncd.errors import LocalFileError
@@ -28,14 +30,25 @@ __all__ = ["ScanEntry", "ScanItem", "ScanProblem", "scan_folder"]
 _VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BY_NAME = operator.attrgetter("name")
 
 
-@dataclass(frozen=True, slots=True)
-class ScanEntry:
-    """A regular file the folder's rules take, with the fingerprint seen during the walk."""
+class ScanEntry(NamedTuple):
+    """A regular file the folder's rules take, with the fingerprint seen during the walk.
+
+    A named tuple of plain values: a walk makes one per file, and a rescan of an unchanged
+    tree compares the fields with the stored row without building anything else.
+    """
 
     rel_path: str
-    stat: FileStat
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @property
+    def stat(self) -> FileStat:
+        """The fingerprint as the rest of syncd takes it."""
+        return FileStat(self.size, self.mtime_ns, self.inode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +70,17 @@ ScanItem = ScanEntry | ScanProblem
 def scan_folder(root: Path, rules: IgnoreRules) -> Iterator[ScanItem]:
     """Yield every regular file under ``root`` that ``rules`` take, and the problems met.
 
-    Order is deterministic: each directory's files in sorted name order, then its
-    subdirectories, depth first, also sorted. The walk uses an explicit stack, so depth is not
-    limited by Python's recursion limit.
+    Entries come out in key order: ascending plain string order (code point order) of their
+    root-relative POSIX ``rel_path``, which is also the byte order of their UTF-8 form, the
+    order a database gives with a binary collation. So a caller can merge the walk with rows
+    read ``ORDER BY rel_path`` in one pass. Because ``"/"`` sorts after ``"-"`` and ``"."``,
+    a directory's files cannot simply come before its subdirectories: each subdirectory ``d``
+    is walked at the position of ``"d/"`` among its siblings (``a-b``, ``a.b``, ``a/x``,
+    ``a0``). A directory that cannot be listed is reported at that position too, before any
+    key below it. Problems about single entries come at their entry's position, under the key
+    they are reported with (a printable form for a name that is not UTF-8, which may sort
+    elsewhere). The walk keeps an explicit stack, so depth is not limited by Python's
+    recursion limit.
 
     Symlinks are never followed:
 
@@ -75,28 +96,59 @@ def scan_folder(root: Path, rules: IgnoreRules) -> Iterator[ScanItem]:
         LocalFileError: ``root`` does not exist, is not a directory, or cannot be listed.
     """
     root_real = _check_root(root)
-    stack: list[tuple[str, str]] = [(os.fspath(root), "")]
-    while stack:
-        dir_path, prefix = stack.pop()
-        try:
-            dir_fd = _open_dir(dir_path, is_root=not prefix)
-        except OSError as exc:
-            if not prefix:
-                raise LocalFileError(
-                    f"cannot read watched folder {printable_key(str(root))}: {exc.strerror}",
-                    path=str(root),
-                ) from exc
-            if exc.errno not in _VANISHED_ERRNOS:
-                yield ScanProblem(
-                    prefix.rstrip("/"),
-                    f"cannot read directory: {exc.strerror}; its files are not synced",
-                    is_directory=True,
-                )
-            continue
-        try:
-            yield from _scan_dir(dir_fd, dir_path, prefix, rules, root_real, stack)
-        finally:
-            os.close(dir_fd)
+    # One iterator per directory being walked, innermost last. A directory is listed (and
+    # its files stat-ed) whole, then closed, so no descriptor stays open below it.
+    walking: list[Iterator[_Part]] = [iter(_list_dir(os.fspath(root), "", rules, root_real))]
+    while walking:
+        for part in walking[-1]:
+            if isinstance(part, _Subdir):
+                walking.append(iter(_list_dir(part.path, part.prefix, rules, root_real)))
+                break
+            yield from part
+        else:
+            walking.pop()
+
+
+@dataclass(frozen=True, slots=True)
+class _Subdir:
+    """A subdirectory to walk at this point of its parent's listing."""
+
+    path: str
+    prefix: str
+    """Its root-relative key with a trailing ``"/"``: the position its keys take."""
+
+
+#: A listing in key order: runs of items, and the subdirectories to walk between them.
+_Part = list[ScanItem] | _Subdir
+
+
+def _list_dir(dir_path: str, prefix: str, rules: IgnoreRules, root_real: str) -> list[_Part]:
+    """One directory's items and subdirectories, in key order (see :func:`scan_folder`)."""
+    try:
+        dir_fd = _open_dir(dir_path, is_root=not prefix)
+    except OSError as exc:
+        return _unlisted(dir_path, prefix, exc)
+    try:
+        return _scan_dir(dir_fd, dir_path, prefix, rules, root_real)
+    finally:
+        os.close(dir_fd)
+
+
+def _unlisted(dir_path: str, prefix: str, exc: OSError) -> list[_Part]:
+    """The walk's verdict on a directory that could not be opened or listed."""
+    if not prefix:
+        raise LocalFileError(
+            f"cannot read watched folder {printable_key(dir_path)}: {exc.strerror}",
+            path=dir_path,
+        ) from exc
+    if exc.errno in _VANISHED_ERRNOS:
+        return []
+    problem = ScanProblem(
+        prefix.rstrip("/"),
+        f"cannot read directory: {exc.strerror}; its files are not synced",
+        is_directory=True,
+    )
+    return [[problem]]
 
 
 def _open_dir(dir_path: str, *, is_root: bool) -> int:
@@ -110,31 +162,16 @@ def _open_dir(dir_path: str, *, is_root: bool) -> int:
 
 
 def _scan_dir(
-    dir_fd: int,
-    dir_path: str,
-    prefix: str,
-    rules: IgnoreRules,
-    root_real: str,
-    stack: list[tuple[str, str]],
-) -> Iterator[ScanItem]:
-    """The items of one open directory; its subdirectories go onto ``stack``, in order."""
+    dir_fd: int, dir_path: str, prefix: str, rules: IgnoreRules, root_real: str
+) -> list[_Part]:
+    """The items of one open directory, its subdirectories at their key positions."""
     try:
         with os.scandir(dir_fd) as listing:
-            entries = sorted(listing, key=_entry_name)
+            entries = sorted(listing, key=_BY_NAME)
     except OSError as exc:
-        if not prefix:
-            raise LocalFileError(
-                f"cannot read watched folder {printable_key(dir_path)}: {exc.strerror}",
-                path=dir_path,
-            ) from exc
-        if exc.errno not in _VANISHED_ERRNOS:
-            yield ScanProblem(
-                prefix.rstrip("/"),
-                f"cannot read directory: {exc.strerror}; its files are not synced",
-                is_directory=True,
-            )
-        return
-    subdirs: list[tuple[str, str]] = []
+        return _unlisted(dir_path, prefix, exc)
+    items: list[ScanItem] = []
+    subdirs: list[_Subdir] = []
     for entry in entries:
         name = entry.name
         rel_path = prefix + name
@@ -143,9 +180,11 @@ def _scan_dir(
             if not rules.takes_file(rel_path, name):
                 continue
             if not (name.isascii() or is_valid_utf8_name(name)):
-                yield ScanProblem(
-                    printable_key(rel_path),
-                    "file name is not valid UTF-8; rename it (not synced)",
+                items.append(
+                    ScanProblem(
+                        printable_key(rel_path),
+                        "file name is not valid UTF-8; rename it (not synced)",
+                    )
                 )
                 continue
             try:
@@ -153,19 +192,38 @@ def _scan_dir(
             except OSError as exc:
                 problem = _entry_error(rel_path, exc, rules)
                 if problem is not None:
-                    yield problem
+                    items.append(problem)
                 continue
-            yield ScanEntry(rel_path, FileStat(st.st_size, st.st_mtime_ns, st.st_ino))
+            items.append(ScanEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ino))
             continue
         path = f"{dir_path.rstrip('/')}/{name}"
         item = _look_at_other(entry, path, rel_path, rules, root_real, subdirs)
         if item is not None:
-            yield item
-    stack.extend(reversed(subdirs))
+            items.append(item)
+    if not subdirs:
+        return [items]  # sorted by name: with no subdirectory, that is key order
+    # Subdirectory "d" sorts as "d/" (after "d-x" and "d.x"). Sorting the items by name first
+    # kept entries that share a key (a printable key equal to a real name) in listing order.
+    parts: list[_Part] = []
+    run: list[ScanItem] = []
+    for placed in sorted([*items, *subdirs], key=_position):
+        if isinstance(placed, _Subdir):
+            parts.extend((run, placed) if run else (placed,))
+            run = []
+        else:
+            run.append(placed)
+    if run:
+        parts.append(run)
+    return parts
 
 
-def _entry_name(entry: os.DirEntry[str]) -> str:
-    return entry.name
+def _position(item: ScanItem | _Subdir) -> str:
+    """Where an item of a listing goes in key order."""
+    if isinstance(item, _Subdir):
+        return item.prefix
+    if isinstance(item, ScanProblem) and item.is_directory:
+        return item.rel_path + "/"
+    return item.rel_path
 
 
 def _check_root(root: Path) -> str:
@@ -193,7 +251,7 @@ def _look_at_other(
     rel_path: str,
     rules: IgnoreRules,
     root_real: str,
-    subdirs: list[tuple[str, str]],
+    subdirs: list[_Subdir],
 ) -> ScanProblem | None:
     """Judge an entry that is not a regular file: a problem, a directory to walk, or nothing.
 
@@ -210,7 +268,7 @@ def _look_at_other(
                     "directory name is not valid UTF-8; rename it (its files are not synced)",
                     is_directory=True,
                 )
-            subdirs.append((path, rel_path + "/"))
+            subdirs.append(_Subdir(path, rel_path + "/"))
             return None
         if entry.is_symlink():
             return _symlink(entry, path, rel_path, rules, root_real)

@@ -53,17 +53,23 @@ class TestWalk:
         path = _write(root, "a/b/train.jsonl", '{"text": "x"}\n')
         items = _scan(root)
         st = path.lstat()
-        assert items == [ScanEntry("a/b/train.jsonl", FileStat(14, st.st_mtime_ns, st.st_ino))]
+        assert items == [ScanEntry("a/b/train.jsonl", 14, st.st_mtime_ns, st.st_ino)]
+        assert isinstance(items[0], ScanEntry)
+        assert items[0].stat == FileStat(14, st.st_mtime_ns, st.st_ino)
 
-    def test_order_is_sorted_files_first_then_subdirectories(self, root: Path) -> None:
-        """Each directory's files in name order, then its subdirectories, depth first."""
+    def test_order_is_key_order(self, root: Path) -> None:
+        """Entries come in string order of their keys: ``m/...`` sorts as ``m/``, after ``m-``."""
         for key in ("b.jsonl", "a.jsonl", "z/2.jsonl", "z/1.jsonl", "m/x/y.jsonl", "m/a.jsonl"):
             _write(root, key)
+        _write(root, "m-2.jsonl")
+        _write(root, "m0.jsonl")
         assert _keys(_scan(root)) == [
             "a.jsonl",
             "b.jsonl",
+            "m-2.jsonl",
             "m/a.jsonl",
             "m/x/y.jsonl",
+            "m0.jsonl",
             "z/1.jsonl",
             "z/2.jsonl",
         ]

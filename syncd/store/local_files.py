@@ -9,7 +9,7 @@ statements; the rare writers keep the ORM.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from types import EllipsisType
 from typing import Any
@@ -34,10 +34,13 @@ from syncd.store.records import LocalFileRecord
 from syncd.store.schema import LocalFile
 
 __all__ = [
+    "FINGERPRINT_BATCH_ROWS",
+    "Fingerprint",
     "find_missing_by_stat",
     "folder_fingerprints",
     "get_local",
     "get_local_by_id",
+    "iter_fingerprints",
     "list_local",
     "mark_missing",
     "oldest_unsynced_since",
@@ -67,6 +70,22 @@ _FINGERPRINTS = select(
     _T.c.sha256,
 ).where(_T.c.folder == bindparam("b_folder"))
 _STATES = {state.value: state for state in LocalState}
+
+#: One row of :func:`iter_fingerprints`: rel_path, size, mtime_ns, inode, state, sha256.
+Fingerprint = tuple[str, int, int, int, LocalState, str | None]
+#: Rows :func:`iter_fingerprints` fetches from the cursor at a time.
+FINGERPRINT_BATCH_ROWS = 2000
+
+
+# Key order is the byte order of the UTF-8 keys, i.e. code point order: what SQLite's default
+# BINARY collation gives (the (folder, rel_path) unique index serves it, no sort). PostgreSQL
+# compares text by the database's locale unless told otherwise, so it is told "C" (bytes).
+# Any other backend gets the plain order; the scan's merge checks the order as it reads.
+_KEY_ORDER_BY_DIALECT = {
+    "sqlite": _FINGERPRINTS.order_by(_T.c.rel_path),
+    "postgresql": _FINGERPRINTS.order_by(_T.c.rel_path.collate("C")),
+}
+_KEY_ORDER_DEFAULT = _KEY_ORDER_BY_DIALECT["sqlite"]
 _INSERT_LOCAL = insert(_T)
 
 
@@ -95,6 +114,37 @@ def folder_fingerprints(
             _FINGERPRINTS, {"b_folder": folder}
         )
     }
+
+
+def iter_fingerprints(
+    s: Session, folder: str, *, batch_rows: int = FINGERPRINT_BATCH_ROWS
+) -> Iterator[Fingerprint]:
+    """Every known path of ``folder`` with its stat, state and sha256, in key order.
+
+    Key order is strictly ascending code point order of ``rel_path`` (the byte order of its
+    UTF-8 form): the order of :func:`syncd.scanner.scan_folder`, so a scan merges both in one
+    pass. Rows stream from one cursor ``batch_rows`` at a time, as plain tuples, so a folder of
+    any size costs constant memory; iterate inside the Session that produced the iterator.
+
+    Raises:
+        StoreError: the database returned the rows in another order (a text collation that
+            does not compare bytes): a merge would take present files for vanished ones.
+    """
+    s.flush()
+    query = _KEY_ORDER_BY_DIALECT.get(s.get_bind().dialect.name, _KEY_ORDER_DEFAULT)
+    states = _STATES
+    last_key = ""  # sorts before every key
+    options = {"yield_per": batch_rows}
+    # Closed however the caller stops: an abandoned cursor must not hold its read snapshot.
+    with s.execute(query, {"b_folder": folder}, execution_options=options) as result:
+        for rel_path, size, mtime_ns, inode, state, sha256 in result:
+            if rel_path <= last_key:
+                raise StoreError(
+                    f"rows of folder {folder} came out of key order ({rel_path!r} after "
+                    f"{last_key!r}): the database does not compare local_files.rel_path bytewise"
+                )
+            last_key = rel_path
+            yield rel_path, size, mtime_ns, inode, states[state], sha256
 
 
 def upsert_local(

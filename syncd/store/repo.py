@@ -16,10 +16,12 @@ from __future__ import annotations
 from syncd.store.audit_log import audit, audit_entries, get_meta, set_meta
 from syncd.store.lineage_queries import iter_remote_files
 from syncd.store.local_files import (
+    Fingerprint,
     find_missing_by_stat,
     folder_fingerprints,
     get_local,
     get_local_by_id,
+    iter_fingerprints,
     list_local,
     mark_missing,
     oldest_unsynced_since,
@@ -52,6 +54,7 @@ from syncd.store.upload_queue import (
 
 __all__ = [
     "VANISHED_REASON",
+    "Fingerprint",
     "aged_remote_files",
     "audit",
     "audit_entries",
@@ -64,6 +67,7 @@ __all__ = [
     "get_meta",
     "get_remote",
     "inflight_uploads",
+    "iter_fingerprints",
     "iter_remote_files",
     "list_local",
     "live_remote_ids",
