@@ -145,12 +145,17 @@ def test_rows_under_an_unreadable_directory_are_unknown_not_missing() -> None:
     """A directory that cannot be listed hides its rows from the merge; neighbours still go."""
     with world_traversable_dir() as base:
         base.chmod(0o777)  # the unprivileged child writes the tree and the store here
+        # Open (and migrate) as root: the child may not read the checkout (a 0700 clone dir)
+        # holding the migration scripts, so it uses this store, with connections of its own.
+        store = open_store(f"sqlite:///{base}/state.db")
+        store.dispose()
+        for path in base.iterdir():
+            os.chown(path, 65534, 65534)
 
         def scan_twice() -> tuple[dict[str, str], list[str]]:
             spec = _spec(base / "data")
             for key in ("sub-a.jsonl", "sub/inner.jsonl", "sub/z/deeper.jsonl", "sub0.jsonl"):
                 write_chat_file(spec.root / key, salt=key)
-            store = open_store(f"sqlite:///{base}/state.db")
             try:
                 pipeline = Pipeline(store)
                 pipeline.scan(spec)
