@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from syncd.emulator import EmulatorOptions, EmulatorServer
+from syncd.store import Store, open_store
 from tests.daemon_process import DaemonProcess
 
 TEST_API_KEY = "test-key"
@@ -61,3 +62,11 @@ def daemons() -> Iterator[list[DaemonProcess]]:
     yield started
     for daemon in started:
         daemon.kill()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A migrated state store in a real SQLite file under the test's tmp dir."""
+    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield opened
+    opened.dispose()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,13 +47,6 @@ def _spec(root: Path) -> FolderSpec:
 def _states(store: Store, spec: FolderSpec) -> dict[str, LocalState]:
     with store.session() as s:
         return {r.rel_path: r.state for r in repo.list_local(s, folder=spec.key)}
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield opened
-    opened.dispose()
 
 
 @pytest.fixture

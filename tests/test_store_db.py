@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -49,13 +48,6 @@ def add_row(store: Store, rel_path: str = "a.jsonl", *, last_error: str | None =
             last_error=last_error,
             now=NOW,
         )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(sqlite_url(tmp_path / "state.db"))
-    yield opened
-    opened.dispose()
 
 
 def test_new_database_file_is_0600_in_new_0700_directories(tmp_path: Path) -> None:

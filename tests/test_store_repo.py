@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import StatementError
 
 from syncd.domain import FileStat, LocalState
 from syncd.errors import StoreError
-from syncd.store import Store, open_store, repo
+from syncd.store import Store, repo
 from syncd.store.records import LocalFileRecord
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -24,13 +22,6 @@ SHA_C = "c" * 64
 
 def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield opened
-    opened.dispose()
 
 
 def put(
