@@ -31,7 +31,6 @@ class Connection:
     client: Mistral
     server_url: str
     embedded: EmulatorServer | None
-    api_key: str
 
 
 def _api_key(api: ApiConfig, environ: Mapping[str, str]) -> str:
@@ -69,7 +68,7 @@ def connect(
         max_retries=max_retries,
     )
     try:
-        yield Connection(client=client, server_url=server_url, embedded=embedded, api_key=key)
+        yield Connection(client=client, server_url=server_url, embedded=embedded)
     finally:
         client.close()
         if embedded is not None:
