@@ -183,8 +183,8 @@ class Daemon:
                 last_ping = now
             if now - last_status >= _STATUS_EVERY:
                 try:
-                    self._notifier.status(self._status_line())
-                    self._update_gauges()
+                    # One read of the queue depth serves the gauges and STATUS= alike.
+                    self._notifier.status(self._status_line(self._update_gauges()))
                 except StoreError as exc:
                     # Locked or full for now: the next tick tries again; nothing is lost.
                     self._last_error = str(exc)
@@ -199,12 +199,13 @@ class Daemon:
             self._metrics.watcher_overflows_total.inc(seen - self._overflows_counted)
             self._overflows_counted = seen
 
-    def _status_line(self) -> str:
+    def _status_line(self, queued: int | None = None) -> str:
         engine = self._engine
         if engine is None:
             return "starting"
-        with engine.store.session() as s:
-            queued = repo.pending_count(s)
+        if queued is None:
+            with engine.store.session() as s:
+                queued = repo.pending_count(s)
         parts = [f"queue={queued}", f"uploading={engine.uploader.inflight}"]
         down_for = engine.uploader.gate.down_for()
         if down_for is not None:
@@ -215,10 +216,11 @@ class Daemon:
             parts.append(f"last_error={self._last_error[:200]}")
         return " ".join(parts)
 
-    def _update_gauges(self) -> None:
+    def _update_gauges(self) -> int | None:
+        """Refresh the store-derived gauges; return the queue depth they read."""
         engine = self._engine
         if engine is None:
-            return
+            return None
         names = {key: spec.name for key, spec in engine.folders().items()}
         with engine.store.session() as s:
             counts = repo.state_counts(s)
@@ -232,6 +234,7 @@ class Daemon:
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
         self._metrics.oldest_unsynced_age_seconds.set(max(age, 0.0))
         self._metrics.degraded.set(1 if self._degraded else 0)
+        return queued
 
     # -- signals --------------------------------------------------------------------------------
 
