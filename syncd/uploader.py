@@ -121,6 +121,15 @@ class UploadEvent:
     status_code: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """A claimed row, its folder, and when it was claimed."""
+
+    record: LocalFileRecord
+    folder: FolderSpec
+    claimed: datetime
+
+
 class Uploader:
     """The dispatcher and its worker pool; see the module docstring."""
 
@@ -302,21 +311,33 @@ class Uploader:
     def _upload_guarded(
         self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime, probe: bool
     ) -> None:
-        self.gate.admit()
-        try:
-            self._upload(record, folder, claimed)
-        except StoreError as exc:
-            # Nothing was settled: the row goes back to the queue (once the store takes writes).
-            self._retry_later(record, folder, exc)
-        except Exception as exc:
-            log.exception("upload_crashed", folder=folder.name, path=record.rel_path)
-            self._retry_later(record, folder, exc)
-        finally:
-            self.gate.dismiss()
-            if probe:
-                self.gate.release()  # no-op when the outcome already told the gate
+        # A worker whose upload succeeded claims the next due row in the same transaction and
+        # carries on with it: one store write and no trip through the dispatcher per file.
+        work: _Work | None = _Work(record, folder, claimed)
+        while work is not None:
+            current, work = work, None
+            self.gate.admit()
+            try:
+                work = self._upload(current.record, current.folder, current.claimed)
+            except StoreError as exc:
+                # Nothing was settled: the row goes back to the queue (once the store takes
+                # writes).
+                self._retry_later(current.record, current.folder, exc)
+            except Exception as exc:
+                log.exception(
+                    "upload_crashed", folder=current.folder.name, path=current.record.rel_path
+                )
+                self._retry_later(current.record, current.folder, exc)
+            finally:
+                self.gate.dismiss()
+                if probe:
+                    self.gate.release()  # no-op when the outcome already told the gate
+                    probe = False
 
-    def _upload(self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime) -> None:
+    def _upload(
+        self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime
+    ) -> _Work | None:
+        """Upload one claimed row and record the outcome; the next row to upload, if claimed."""
         path = folder.root / record.rel_path
         filename = PurePosixPath(record.rel_path).name
         assert record.sha256 is not None, "only hashed rows are queued"
@@ -326,26 +347,26 @@ class Uploader:
         try:
             if stat_file(path) != record.stat:
                 self._changed(record, folder, "changed since it was hashed")
-                return
+                return None
         except FileVanishedError:
             self._vanished(record, folder)
-            return
+            return None
         except LocalFileError as exc:
             self._changed(record, folder, str(exc))
-            return
+            return None
 
         intent = record.intent_started_at
-        # Whether an earlier attempt may still turn up on the server (until looked for).
-        earlier_unsettled = intent is not None and intent < claimed
+        # Whether an earlier attempt may still turn up on the server (until looked for): the
+        # claim keeps an earlier intent and records its own time only when there was none.
+        earlier_unsettled = intent is not None and intent != claimed
         if intent is not None and earlier_unsettled:
             try:
                 adopted = self._look_for_earlier_upload(record, filename, intent)
             except ApiError as exc:
                 self._retry_later(record, folder, exc)
-                return
+                return None
             if adopted is not None:
-                self._record_success(record, folder, adopted, action="adopt")
-                return
+                return self._record_success(record, folder, adopted, action="adopt")
             earlier_unsettled = False
 
         started = self._clock()
@@ -353,20 +374,20 @@ class Uploader:
             info = self._files.upload(file=path, purpose=record.purpose, filename=filename)
         except (InvalidRequestError, PayloadTooLargeError, UsageError) as exc:
             self._quarantine(record, folder, exc)
-            return
+            return None
         except ApiError as exc:
             # A request refused before it was acted on (429, a connection never made) leaves
             # nothing to look for, so the next attempt need not look first.
             keep = earlier_unsettled or _may_have_landed(exc)
             self._retry_later(record, folder, exc, keep_intent=keep)
-            return
+            return None
         except FileVanishedError:
             self._vanished(record, folder)
-            return
+            return None
         except LocalFileError as exc:
             # It grew or shrank while it was being sent: judge it again once it settles.
             self._changed(record, folder, str(exc))
-            return
+            return None
 
         # The bytes sent are the bytes hashed only if the file did not move meanwhile.
         try:
@@ -376,13 +397,13 @@ class Uploader:
         if after != record.stat or (info.bytes is not None and info.bytes != record.size):
             self._discard(info.id)
             self._changed(record, folder, "changed while it was being uploaded")
-            return
+            return None
         log.debug(
             "upload_sent",
             path=record.rel_path,
             duration_ms=int((self._clock() - started).total_seconds() * 1000),
         )
-        self._record_success(record, folder, info, action="upload")
+        return self._record_success(record, folder, info, action="upload")
 
     def _look_for_earlier_upload(
         self, record: LocalFileRecord, filename: str, intent: datetime
@@ -435,13 +456,16 @@ class Uploader:
 
     def _record_success(
         self, record: LocalFileRecord, folder: FolderSpec, info: FileInfo, *, action: str
-    ) -> None:
+    ) -> _Work | None:
+        """Record the upload; in the same transaction, claim the next due row (see
+        :meth:`_claim_next`) and return it."""
         self.gate.succeeded()
         now = self._clock()
         sha256 = record.sha256
         assert sha256 is not None
-        superseded = self._persist(
-            lambda s: repo.record_upload(
+
+        def write(s: Session) -> tuple[list[str], _Work | None]:
+            superseded = repo.record_upload(
                 s,
                 record.id,
                 file_id=info.id,
@@ -453,7 +477,9 @@ class Uploader:
                 now=now,
                 action=action,
             )
-        )
+            return superseded, self._claim_next(s)
+
+        superseded, following = self._persist(write)
         outcome = "adopted" if action == "adopt" else "uploaded"
         log.info(
             f"file_{outcome}",
@@ -468,6 +494,17 @@ class Uploader:
         if folder.on_change == "replace":
             for file_id in superseded:
                 self._delete_superseded(folder, record.rel_path, file_id)
+        return following
+
+    def _claim_next(self, s: Session) -> _Work | None:
+        """The next due row for the calling worker, claimed in its transaction; None while
+        stopping or during an outage (then the dispatcher paces the uploads)."""
+        if self._stopping.is_set() or self.gate.is_open:
+            return None
+        folders = self._folders()
+        now = self._clock()
+        claimed = repo.claim_due_uploads(s, now=now, limit=1, folders=list(folders))
+        return _Work(claimed[0], folders[claimed[0].folder], now) if claimed else None
 
     def _delete_superseded(self, folder: FolderSpec, rel_path: str, file_id: str) -> None:
         # From the request to the store write: the remote reconcile must not see the file gone

@@ -5,6 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
 
 from syncd.domain import FileStat, LocalState
 from syncd.store import Store, open_store, repo
@@ -121,6 +124,48 @@ def test_concurrent_claims_never_hand_out_a_row_twice(tmp_path: Path) -> None:
     finally:
         for opened in stores:
             opened.dispose()
+
+
+def test_a_claim_never_takes_a_row_put_back_meanwhile_with_a_later_retry(tmp_path: Path) -> None:
+    """Between one claimer reading the due rows and updating one of them, another claims that
+    row, fails and schedules a later retry: the first claim must not take it (it would send
+    the file early, and without looking for the failed attempt's upload)."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    first, second = open_store(url), open_store(url)
+    interfered: list[str] = []
+
+    def interfere(*args: Any) -> None:
+        statement = str(args[2])
+        if interfered or not statement.lstrip().upper().startswith("UPDATE LOCAL_FILES"):
+            return
+        with second.session() as s:
+            (taken,) = repo.claim_due_uploads(s, now=at(1), limit=1)
+            repo.record_failure(
+                s,
+                taken.id,
+                error="connection lost",
+                next_attempt_at=at(30),
+                give_up=False,
+                keep_intent=True,
+                now=at(1),
+            )
+        interfered.append(taken.rel_path)
+
+    try:
+        put(first, "raced.jsonl")
+        event.listen(first.engine, "before_cursor_execute", interfere)
+        assert claim(first, now=at(2)) == []
+        assert interfered == ["raced.jsonl"]
+        with first.session() as s:
+            row = repo.get_local(s, FOLDER, "raced.jsonl")
+        assert row is not None
+        assert row.state is LocalState.PENDING
+        assert row.attempts == 1
+        assert row.intent_started_at == at(1)
+        assert claim(first, now=at(30)) == ["raced.jsonl"]
+    finally:
+        first.dispose()
+        second.dispose()
 
 
 def test_reset_inflight_requeues_and_keeps_the_first_intent(store: Store) -> None:

@@ -63,9 +63,16 @@ _LIMIT: BindParameter[Any] = bindparam("b_limit")
 _NEVER_TRIED = _PENDING & _T.c.next_attempt_at.is_(None)
 _RETRYING = _PENDING & _T.c.next_attempt_at.is_not(None)
 
+#: The claim re-checks that the row is still pending *and due*: between reading the due rows
+#: and this update another worker may have claimed the row, failed, and put it back with a
+#: later retry time; claiming it then would send it early, before looking for that attempt.
 _CLAIM = (
     update(_T)
-    .where(_T.c.id == bindparam("b_id"), _PENDING)
+    .where(
+        _T.c.id == bindparam("b_id"),
+        _PENDING,
+        _T.c.next_attempt_at.is_(None) | (_T.c.next_attempt_at <= _NOW),
+    )
     .values(
         state=LocalState.UPLOADING,
         attempts=_T.c.attempts + 1,
@@ -148,8 +155,9 @@ def claim_due_uploads(
 ) -> list[LocalFileRecord]:
     """Take up to ``limit`` due ``pending`` rows (earliest due first) and mark them ``uploading``.
 
-    Each claim is its own ``UPDATE ... WHERE state = 'pending'``: when two threads or processes
-    race for a row, exactly one update matches, so no row is ever handed out twice. The claim
+    Each claim is its own ``UPDATE ... WHERE state = 'pending'`` (and still due): when two
+    threads or processes race for a row, exactly one update matches, so no row is ever handed
+    out twice, nor before its retry time. The claim
     counts the attempt and records the upload intent; an intent left by an earlier, unsettled
     attempt is kept (it is the moment from which to look for that upload on the server).
     """
