@@ -115,7 +115,7 @@ class Daemon:
     def run(self) -> int:
         with ExitStack() as stack:
             stack.enter_context(self._signal_handlers())
-            store = open_store(self._config.state.database_url)
+            store = open_store(self._config.state.database_url, threads=self._config.store_threads)
             stack.callback(store.dispose)
             connection = stack.enter_context(connect(self._config, self._environ))
             engine = Engine(

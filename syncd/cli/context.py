@@ -46,6 +46,6 @@ def load_config_or_exit(ctx: click.Context, *, log: bool = True) -> Config:
 
 def open_store_or_exit(config: Config) -> Store:
     try:
-        return open_store(config.state.database_url)
+        return open_store(config.state.database_url, threads=config.store_threads)
     except StoreError as exc:
         fail(str(exc))

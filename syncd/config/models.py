@@ -319,6 +319,12 @@ class Config(_Table):
     """The folders to keep in step; at least one."""
 
     @property
+    def store_threads(self) -> int:
+        """Threads that may hold a state-store session at once: the upload workers, plus the
+        scan, the dispatcher, the scheduler's jobs and the status reporter."""
+        return self.api.concurrency + 4
+
+    @property
     def warnings(self) -> tuple[str, ...]:
         """Things that work but are probably not what was meant, one line each."""
         found: list[str] = []

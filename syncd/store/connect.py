@@ -37,6 +37,8 @@ __all__ = [
 
 #: How long a connection waits for another writer's lock before SQLite reports "locked".
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+#: Pooled connections kept open (SQLAlchemy's default); callers with more threads ask for more.
+DEFAULT_POOL_SIZE = 5
 #: Page cache per SQLite connection, in KiB (see the pragma below).
 SQLITE_CACHE_KIB = 512
 
@@ -150,17 +152,22 @@ def secure_sidecar_files(path: Path) -> None:
 
 
 def make_engine(
-    target: DatabaseTarget, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    target: DatabaseTarget,
+    *,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    pool_size: int = DEFAULT_POOL_SIZE,
 ) -> Engine:
     """An engine for ``target``; for SQLite every new connection gets syncd's pragmas.
 
     The engine is safe to share between threads; each unit of work takes its own connection
-    (Session) from the pool.
+    (Session) from the pool. ``pool_size`` should cover the threads that hold one at once (the
+    upload workers, the scan, the dispatcher): a connection beyond it is opened, given its
+    pragmas and closed again for every transaction.
     """
     # A server connection can die while pooled, so it is pinged before use; a SQLite file
     # connection cannot, and the ping would cost a round trip on every one of the handful of
     # sessions each synced file opens.
-    kwargs: dict[str, Any] = {"pool_pre_ping": not target.is_sqlite}
+    kwargs: dict[str, Any] = {"pool_pre_ping": not target.is_sqlite, "pool_size": pool_size}
     if target.is_sqlite:
         # The driver's own timeout is the busy timeout too; keep both equal.
         kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
@@ -169,6 +176,7 @@ def make_engine(
             # default pool would give each thread its own, empty, unmigrated database).
             # Good for tests and demos; concurrent sessions share its transaction.
             kwargs["poolclass"] = StaticPool
+            del kwargs["pool_size"]
             kwargs["connect_args"]["check_same_thread"] = False
     engine = create_engine(target.url, **kwargs)
     if target.is_sqlite:
@@ -214,7 +222,7 @@ def check_integrity(engine: Engine, target: DatabaseTarget) -> None:
 
 
 def open_engine(
-    url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS
+    url: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, pool_size: int = DEFAULT_POOL_SIZE
 ) -> tuple[Engine, DatabaseTarget]:
     """Prepare the file, make the engine and check integrity: everything before the schema.
 
@@ -224,7 +232,7 @@ def open_engine(
     target = parse_target(url)
     if target.path is not None and not target.is_read_only:
         prepare_sqlite_file(target.path)
-    engine = make_engine(target, busy_timeout_ms=busy_timeout_ms)
+    engine = make_engine(target, busy_timeout_ms=busy_timeout_ms, pool_size=pool_size)
     try:
         with diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms):
             check_integrity(engine, target)

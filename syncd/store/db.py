@@ -80,17 +80,19 @@ def open_store(
     *,
     migrate: bool = True,
     busy_timeout_ms: int = connect.DEFAULT_BUSY_TIMEOUT_MS,
+    threads: int = connect.DEFAULT_POOL_SIZE,
 ) -> Store:
     """Open the state database at ``url``, creating a SQLite file (0600, directory 0700).
 
     With ``migrate`` the schema is brought to the newest revision; without it the schema must
     already be there (``syncd migrate``), so a read-only caller never changes the file.
+    ``threads`` is how many threads may hold a session at once (the connection pool's size).
 
     Raises:
         StoreError: the database is corrupt, not a database, locked, read-only, on a full disk,
             at an unknown (newer) revision, or (without ``migrate``) not migrated yet.
     """
-    engine, target = connect.open_engine(url, busy_timeout_ms=busy_timeout_ms)
+    engine, target = connect.open_engine(url, busy_timeout_ms=busy_timeout_ms, pool_size=threads)
     try:
         if migrate:
             migrations.upgrade(engine, busy_timeout_ms=busy_timeout_ms)
@@ -106,7 +108,7 @@ def open_store(
 
 def _require_head(engine: Engine, target: connect.DatabaseTarget, busy_timeout_ms: int) -> None:
     current = migrations.current_revision(engine, busy_timeout_ms=busy_timeout_ms)
-    head = migrations.head_revision()
+    head = migrations.HEAD_REVISION
     if current != head:
         raise StoreError(
             f"state database {target.display} is at schema revision "
