@@ -12,12 +12,14 @@ the same file at the same time.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from sqlalchemy.orm import Session
 
 from syncd import plan
 from syncd.domain import FileStat, LocalState
@@ -26,6 +28,7 @@ from syncd.hashing import hash_file, stat_file
 from syncd.paths import IgnoreRules
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
+from syncd.store.records import LocalFileRecord, RemoteFileRecord
 from syncd.validation import ValidationMode, validate_file
 
 __all__ = ["FolderSpec", "Pipeline", "ScanSummary", "utc_now"]
@@ -34,6 +37,12 @@ log = structlog.get_logger(__name__)
 
 #: Stat recorded for paths that are not regular files we can read (problems shown in status).
 _NO_STAT = FileStat(size=0, mtime_ns=0, inode=0)
+#: A batch of judged files is written in one transaction once it holds this many files, ...
+_BATCH_FILES = 64
+#: ... or once its first file was hashed this long ago (seconds), ...
+_BATCH_SECONDS = 0.1
+#: ... or before a file this large is hashed (the files before it need not wait for it).
+_LARGE_FILE_BYTES = 8 << 20
 
 
 def utc_now() -> datetime:
@@ -74,6 +83,15 @@ class ScanSummary:
     problems: list[str] = field(default_factory=list)
     skipped_dirs: list[str] = field(default_factory=list)
     """``"dir: reason"`` for each directory that could not be listed: its files are unknown."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashed:
+    """A file hashed for judging: its key, content hash and the stat the hash belongs to."""
+
+    rel_path: str
+    sha256: str
+    stat: FileStat
 
 
 class Pipeline:
@@ -118,8 +136,7 @@ class Pipeline:
             self._record_problem(folder, problem, stored)
         vanished = found.vanished
         changed = self._apply_renames(folder, found.changed, vanished, summary)
-        for rel_path, stat in changed:
-            self._judge(folder, rel_path, stat, summary)
+        self._judge_all(folder, changed, summary)
         if vanished:
             with self._store.session() as s:
                 summary.missing = repo.mark_missing(s, folder.key, vanished, now=self._clock())
@@ -200,98 +217,163 @@ class Pipeline:
                 return
             if stored is None and self._rename_from_missing(folder, rel_path, stat):
                 return
-            self._judge(folder, rel_path, stat, ScanSummary(folder=folder.name))
+            self._judge_all(folder, [(rel_path, stat)], ScanSummary(folder=folder.name))
 
     def _rename_from_missing(self, folder: FolderSpec, rel_path: str, stat: FileStat) -> bool:
         with self._store.session() as s:
             old = repo.find_missing_by_stat(s, folder.key, stat)
         return old is not None and self._rename(folder, old.rel_path, rel_path)
 
-    # -- judging one file -----------------------------------------------------------------------
+    # -- judging files --------------------------------------------------------------------------
 
-    def _judge(
-        self, folder: FolderSpec, rel_path: str, expected: FileStat, summary: ScanSummary
+    def _judge_all(
+        self, folder: FolderSpec, items: Iterable[tuple[str, FileStat]], summary: ScanSummary
     ) -> None:
-        path = folder.root / rel_path
-        now = self._clock()
+        """Hash each file, then record the verdicts of a batch of files in one transaction.
+
+        One write per batch rather than per file: with thousands of small files the store's
+        transactions (and the lock the uploaders wait on) were most of a scan's cost. A batch is
+        closed after ``_BATCH_FILES`` files, ``_BATCH_SECONDS`` of hashing, or before a large
+        file, so the uploader starts on the first files while the rest are being hashed.
+        """
+        batch: list[_Hashed] = []
+        started = 0.0
+        for rel_path, expected in items:
+            if batch and (
+                len(batch) >= _BATCH_FILES
+                or time.monotonic() - started >= _BATCH_SECONDS
+                or expected.size >= _LARGE_FILE_BYTES
+            ):
+                self._decide(folder, batch, summary)
+                batch = []
+            hashed = self._hash(folder, rel_path, expected, summary)
+            if hashed is not None:
+                if not batch:
+                    started = time.monotonic()
+                batch.append(hashed)
+        if batch:
+            self._decide(folder, batch, summary)
+
+    def _hash(
+        self, folder: FolderSpec, rel_path: str, expected: FileStat, summary: ScanSummary
+    ) -> _Hashed | None:
+        """The file's content hash, or None when it vanished or would not hold still."""
         try:
-            sha256, stat = hash_file(path, expected=expected)
+            sha256, stat = hash_file(folder.root / rel_path, expected=expected)
         except FileVanishedError:
             with self._store.session() as s:
-                summary.missing += repo.mark_missing(s, folder.key, [rel_path], now=now)
-            return
+                summary.missing += repo.mark_missing(s, folder.key, [rel_path], now=self._clock())
+            return None
         except (FileChangedError, LocalFileError) as exc:
             self._record_unstable(folder, rel_path, expected, exc)
             summary.unstable += 1
-            return
+            return None
         summary.hashed += 1
         summary.hashed_bytes += stat.size
         self._on_hashed(stat.size)
+        return _Hashed(rel_path, sha256, stat)
 
+    def _decide(self, folder: FolderSpec, batch: list[_Hashed], summary: ScanSummary) -> None:
+        """Validate what needs it and record each file's verdict, all in one transaction."""
+        now = self._clock()
         with self._store.session() as s:
-            stored = repo.get_local(s, folder.key, rel_path)
-        stored_state = stored.state if stored else None
-        stored_sha = stored.sha256 if stored else None
-        same_content = stored_sha == sha256
-        errors: tuple[str, ...] = ()
-        is_valid = True
-        if not same_content or stored_state in (LocalState.MISSING, LocalState.UNSTABLE, None):
-            result = validate_file(
-                path, purpose=folder.purpose, mode=folder.validate, size=stat.size
-            )
-            is_valid, errors = result.ok, result.errors
+            stored = [repo.get_local(s, folder.key, item.rel_path) for item in batch]
+        errors = [
+            self._validate(folder, item, row) for item, row in zip(batch, stored, strict=True)
+        ]
+        verdicts: list[tuple[plan.Verdict, RemoteFileRecord | None]] = []
         with self._store.session() as s:
-            remote = (
-                repo.find_live_remote_by_content(s, sha256, folder.purpose) if is_valid else None
+            for item, row, problems in zip(batch, stored, errors, strict=True):
+                verdicts.append(self._record(s, folder, item, row, problems, now))
+        queued = False
+        for item, problems, (verdict, remote) in zip(batch, errors, verdicts, strict=True):
+            self._report(
+                folder,
+                item.rel_path,
+                item.sha256,
+                item.stat,
+                verdict,
+                problems or (),
+                remote_id=remote.file_id if remote else None,
             )
-            verdict = plan.decide_content(
-                stored_state=stored_state,
-                stored_sha256=stored_sha,
-                sha256=sha256,
-                is_valid=is_valid,
-                remote_has_content=remote is not None,
-            )
-            record = repo.upsert_local(
-                s,
-                folder.key,
-                rel_path,
-                purpose=folder.purpose,
-                stat=stat,
-                sha256=sha256,
-                state=verdict.state,
-                last_error="; ".join(errors) if errors else None,
-                reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
-                now=now,
-            )
-            if verdict.outcome is plan.Outcome.REUSE and remote is not None:
-                repo.reuse_remote(s, record.id, remote, now=now)
+            if verdict.outcome is plan.Outcome.UPLOAD:
+                summary.queued += 1
+                queued = True
+            elif verdict.outcome is plan.Outcome.REUSE:
+                summary.reused += 1
             elif verdict.outcome is plan.Outcome.QUARANTINE:
-                repo.audit(
-                    s,
-                    "quarantine",
-                    now=now,
-                    folder=folder.key,
-                    rel_path=rel_path,
-                    sha256=sha256,
-                    bytes=stat.size,
-                    detail="; ".join(errors),
-                )
-        self._report(
-            folder,
-            rel_path,
-            sha256,
-            stat,
-            verdict,
-            errors,
-            remote_id=remote.file_id if remote else None,
-        )
-        if verdict.outcome is plan.Outcome.UPLOAD:
-            summary.queued += 1
+                summary.quarantined += 1
+        if queued:
             self._on_pending()
-        elif verdict.outcome is plan.Outcome.REUSE:
-            summary.reused += 1
+
+    @staticmethod
+    def _validate(
+        folder: FolderSpec, item: _Hashed, stored: LocalFileRecord | None
+    ) -> tuple[str, ...] | None:
+        """The file's validation errors (empty when valid), or None when it needs no new look:
+        its content is the one already recorded, in a state that was judged."""
+        if (
+            stored is not None
+            and stored.sha256 == item.sha256
+            and stored.state not in (LocalState.MISSING, LocalState.UNSTABLE)
+        ):
+            return None
+        result = validate_file(
+            folder.root / item.rel_path,
+            purpose=folder.purpose,
+            mode=folder.validate,
+            size=item.stat.size,
+        )
+        return result.errors
+
+    def _record(
+        self,
+        s: Session,
+        folder: FolderSpec,
+        item: _Hashed,
+        stored: LocalFileRecord | None,
+        errors: tuple[str, ...] | None,
+        now: datetime,
+    ) -> tuple[plan.Verdict, RemoteFileRecord | None]:
+        """Write one file's verdict in the batch's transaction."""
+        is_valid = not errors
+        remote = (
+            repo.find_live_remote_by_content(s, item.sha256, folder.purpose) if is_valid else None
+        )
+        verdict = plan.decide_content(
+            stored_state=stored.state if stored else None,
+            stored_sha256=stored.sha256 if stored else None,
+            sha256=item.sha256,
+            is_valid=is_valid,
+            remote_has_content=remote is not None,
+        )
+        detail = "; ".join(errors) if errors else None
+        record = repo.upsert_local(
+            s,
+            folder.key,
+            item.rel_path,
+            purpose=folder.purpose,
+            stat=item.stat,
+            sha256=item.sha256,
+            state=verdict.state,
+            last_error=detail,
+            reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
+            now=now,
+        )
+        if verdict.outcome is plan.Outcome.REUSE and remote is not None:
+            repo.reuse_remote(s, record.id, remote, now=now)
         elif verdict.outcome is plan.Outcome.QUARANTINE:
-            summary.quarantined += 1
+            repo.audit(
+                s,
+                "quarantine",
+                now=now,
+                folder=folder.key,
+                rel_path=item.rel_path,
+                sha256=item.sha256,
+                bytes=item.stat.size,
+                detail=detail,
+            )
+        return verdict, remote
 
     def _report(
         self,
