@@ -9,14 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 
 from syncd.api import Mistral
 from syncd.config import ApiConfig, Config, resolve_api_key
-from syncd.emulator import EmulatorServer
 from syncd.errors import ConfigError
 from syncd.logs import register_secret
+
+if TYPE_CHECKING:
+    from syncd.emulator import EmulatorServer
 
 __all__ = ["EMBEDDED_API_KEY", "Connection", "connect"]
 
@@ -52,6 +55,9 @@ def connect(
     api = config.api
     embedded: EmulatorServer | None = None
     if api.is_embedded:
+        # Imported here: a real API never needs the emulator's web stack loaded.
+        from syncd.emulator import EmulatorServer
+
         embedded = EmulatorServer(config.state.embedded_data_dir)
         server_url = embedded.start()
         key = resolve_api_key(api, environ) or EMBEDDED_API_KEY

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -34,6 +36,27 @@ def test_migrations_are_found_in_the_checkout() -> None:
     found = migrate.migrations_dir()
     assert (found / "env.py").is_file()
     assert found.name in ("migrations", "_migrations")
+
+
+def test_head_revision_constant_matches_the_scripts() -> None:
+    """The constant that lets a current database skip Alembic is the scripts' real head."""
+    assert migrate.head_revision() == migrate.HEAD_REVISION
+
+
+def test_a_current_database_is_opened_without_importing_alembic(tmp_path: Path) -> None:
+    """Opening a migrated store stays off Alembic (and the Mako/Pygments it imports)."""
+    url = sqlite_url(tmp_path / "state.db")
+    migrate.upgrade(url)
+    code = (
+        "import sys\n"
+        "from syncd.store import open_store\n"
+        f"open_store({url!r}).dispose()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert shown.strip() == "[]"
 
 
 def test_upgrade_from_empty_reaches_head(tmp_path: Path) -> None:

@@ -1,30 +1,52 @@
 """The ``syncd`` command line: the only place that prints or chooses an exit code.
 
-Each command group lives in its own module and is registered here.
+Each command lives in its own module, named here and imported only when it runs: ``syncd sync``
+never loads the daemon's watcher, scheduler and metrics server, nor the emulator's web stack,
+which keeps a run that has little to do short.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from syncd import __version__
-from syncd.cli import (
-    config_cmd,
-    emulator,
-    files,
-    manifest_cmd,
-    migrate_cmd,
-    retention_cmd,
-    run_cmd,
-    status_cmd,
-    sync_cmd,
-    verify_cmd,
-)
 
-__all__ = ["main"]
+__all__ = ["cli", "main"]
+
+#: Command name -> ``module:attribute`` of its click command, in the order ``--help`` lists them.
+_COMMANDS = {
+    "run": "syncd.cli.run_cmd:run",
+    "sync": "syncd.cli.sync_cmd:sync",
+    "status": "syncd.cli.status_cmd:status",
+    "files": "syncd.cli.files:files",
+    "migrate": "syncd.cli.migrate_cmd:migrate",
+    "emulator": "syncd.cli.emulator:emulator",
+    "check-config": "syncd.cli.config_cmd:check_config",
+    "cleanup": "syncd.cli.retention_cmd:cleanup",
+    "verify": "syncd.cli.verify_cmd:verify_command",
+    "manifest": "syncd.cli.manifest_cmd:manifest",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use (click's documented lazy pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, _, attribute = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command), target
+        return command
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="syncd")
 @click.option(
     "-c",
@@ -40,18 +62,6 @@ __all__ = ["main"]
 def cli(ctx: click.Context, config_path: str) -> None:
     """Keep folders of training data in step with the Mistral AI Files API."""
     ctx.obj = config_path
-
-
-cli.add_command(run_cmd.run)
-cli.add_command(sync_cmd.sync)
-cli.add_command(status_cmd.status)
-cli.add_command(files.files)
-cli.add_command(migrate_cmd.migrate)
-cli.add_command(emulator.emulator)
-cli.add_command(config_cmd.check_config)
-cli.add_command(retention_cmd.cleanup)
-cli.add_command(verify_cmd.verify_command)
-cli.add_command(manifest_cmd.manifest)
 
 
 def main() -> None:

@@ -7,6 +7,10 @@ On SQLite the whole upgrade runs in one ``BEGIN IMMEDIATE`` transaction with for
 (batch migrations recreate tables, and dropping a referenced table would otherwise fire its
 ``ON DELETE`` actions), then checks the foreign keys before it commits. Two processes starting
 at once therefore migrate one after the other, never half each.
+
+Alembic (and the Mako and Pygments it pulls in) is imported only when a schema must change: a
+database already at :data:`HEAD_REVISION` is recognised with one plain query, which takes a
+third of a second off every ``syncd`` command.
 """
 
 from __future__ import annotations
@@ -15,20 +19,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import DBAPIError
 
 import syncd
 from syncd.errors import StoreError
 from syncd.store import connect, diagnosis
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 __all__ = [
+    "HEAD_REVISION",
     "MigrationResult",
     "alembic_config",
     "current_revision",
@@ -37,6 +41,14 @@ __all__ = [
     "new_revision",
     "upgrade",
 ]
+
+
+#: The newest revision in ``migrations/versions``: bump it with every new migration (a test
+#: checks it against the scripts). A database at this revision needs no Alembic at all.
+HEAD_REVISION = "0002"
+#: Alembic's bookkeeping table (``env.py`` keeps the default name).
+_VERSION_TABLE = "alembic_version"
+_READ_VERSION = text("SELECT version_num FROM alembic_version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +83,8 @@ def migrations_dir() -> Path:
 
 def alembic_config(connection: Connection | None = None, *, url: str | None = None) -> Config:
     """An Alembic config pointing at our migrations; ``env.py`` uses ``connection`` if given."""
+    from alembic.config import Config
+
     config = Config()
     # Config values go through ConfigParser interpolation: a literal % must be doubled.
     config.set_main_option("script_location", str(migrations_dir()).replace("%", "%%"))
@@ -82,7 +96,9 @@ def alembic_config(connection: Connection | None = None, *, url: str | None = No
 
 
 def head_revision() -> str:
-    """The newest revision this syncd knows."""
+    """The newest revision among the migration scripts (read by Alembic)."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if head is None:
         raise StoreError(f"no migrations found in {migrations_dir()}; reinstall syncd")
@@ -112,7 +128,21 @@ def current_revision(
         diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms),
         engine.connect() as connection,
     ):
-        return MigrationContext.configure(connection).get_current_revision()
+        return read_revision(connection)
+
+
+def read_revision(connection: Connection) -> str | None:
+    """The revision recorded in the database, with one query and no Alembic; None when it was
+    never migrated."""
+    if not inspect(connection).has_table(_VERSION_TABLE):
+        return None
+    revisions = connection.execute(_READ_VERSION).scalars()
+    found = list(revisions)
+    if len(found) > 1:
+        raise StoreError(
+            f"the schema has several revisions at once ({found}); not a syncd database"
+        )
+    return found[0] if found else None
 
 
 def upgrade(
@@ -127,21 +157,26 @@ def upgrade(
         StoreError: the database is unusable, or its revision is unknown to this syncd (written
             by a newer version), or a migration failed (nothing of it is kept on SQLite).
     """
-    head = head_revision()
     with _engine_for(engine_or_url, busy_timeout_ms) as (engine, target):
         with diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms):
-            result = _upgrade(engine, target, head)
+            result = _upgrade(engine, target)
         if target.path is not None:
             connect.secure_sidecar_files(target.path)
         return result
 
 
-def _upgrade(engine: Engine, target: connect.DatabaseTarget, head: str) -> MigrationResult:
+def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
     # Already current (every start but the first after an update): no write lock taken, so a
     # read-only copy opens, and a running daemon is not held up.
     with engine.connect() as connection:
-        if MigrationContext.configure(connection).get_current_revision() == head:
-            return MigrationResult(database=target.display, before=head, after=head)
+        if read_revision(connection) == HEAD_REVISION:
+            return MigrationResult(
+                database=target.display, before=HEAD_REVISION, after=HEAD_REVISION
+            )
+    from alembic import command
+    from alembic.util import CommandError
+
+    head = head_revision()
     with engine.connect() as connection:
         if target.is_sqlite:
             # PRAGMA foreign_keys is a no-op inside a transaction: switch it off before BEGIN.
@@ -149,7 +184,7 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget, head: str) -> Migra
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             # Read again under the lock: another process may have migrated meanwhile.
-            before = MigrationContext.configure(connection).get_current_revision()
+            before = read_revision(connection)
             _check_known(before, head, target)
             if before != head:
                 try:
@@ -185,6 +220,9 @@ def _restore_foreign_keys(connection: Connection) -> None:
 
 
 def _check_known(revision: str | None, head: str, target: connect.DatabaseTarget) -> None:
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
     if revision is None:
         return
     try:
@@ -205,6 +243,9 @@ def new_revision(message: str, *, url: str) -> Path:
     The database at ``url`` (a scratch SQLite file) is first brought to the current head, so the
     new script holds only the difference. Returns the new script's path.
     """
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     upgrade(url)
     script = ScriptDirectory.from_config(alembic_config())
     number = len(list(script.walk_revisions())) + 1
