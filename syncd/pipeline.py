@@ -154,6 +154,8 @@ class Pipeline:
 
         A rename keeps the row, its history and its remote file: nothing is hashed or uploaded.
         """
+        if not vanished:
+            return changed  # the common case: nothing went, so nothing was renamed
         by_stat = {entry[0]: rel for rel, entry in vanished.items() if entry[0].inode}
         remaining: list[tuple[str, FileStat]] = []
         for rel_path, stat in changed:
@@ -277,7 +279,8 @@ class Pipeline:
         """Validate what needs it and record each file's verdict, all in one transaction."""
         now = self._clock()
         with self._store.session() as s:
-            stored = [repo.get_local(s, folder.key, item.rel_path) for item in batch]
+            known = repo.get_locals(s, folder.key, [item.rel_path for item in batch])
+        stored = [known.get(item.rel_path) for item in batch]
         errors = [
             self._validate(folder, item, row) for item, row in zip(batch, stored, strict=True)
         ]

@@ -86,6 +86,30 @@ class TestLocalRows:
         assert fetched == record
         assert fetched.first_seen_at.tzinfo is not None
 
+    def test_get_locals_finds_the_rows_of_many_paths_at_once(self, store: Store) -> None:
+        """Rows of the asked paths in the asked folder, by path, past one IN clause's chunk;
+        paths without a row and rows of other folders are left out."""
+        wanted = [f"d/{i:04d}.jsonl" for i in range(1200)]
+        with store.session() as s:
+            for rel_path in wanted[::3]:
+                repo.upsert_local(
+                    s,
+                    FOLDER,
+                    rel_path,
+                    purpose="fine-tune",
+                    stat=FileStat(size=10, mtime_ns=1, inode=7),
+                    sha256=SHA_A,
+                    state=LocalState.PENDING,
+                    now=T0,
+                )
+        put(store, wanted[1], folder="/data/other")
+        with store.session() as s:
+            found = repo.get_locals(s, FOLDER, wanted)
+            one = repo.get_local(s, FOLDER, wanted[3])
+        assert sorted(found) == wanted[::3]
+        assert found[wanted[3]] == one
+        assert all(record.folder == FOLDER for record in found.values())
+
     def test_times_in_other_zones_are_stored_as_utc(self, store: Store) -> None:
         """An aware non-UTC time comes back as the same instant in UTC."""
         paris = datetime(2025, 3, 1, 13, 0, tzinfo=timezone(timedelta(hours=1)))

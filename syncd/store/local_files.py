@@ -40,6 +40,7 @@ __all__ = [
     "folder_fingerprints",
     "get_local",
     "get_local_by_id",
+    "get_locals",
     "iter_fingerprints",
     "list_local",
     "mark_missing",
@@ -58,6 +59,10 @@ _QUEUED = (LocalState.PENDING, LocalState.UPLOADING)
 _T = rows.LOCAL_TABLE
 _BY_PATH = select(*rows.LOCAL_COLUMNS).where(
     _T.c.folder == bindparam("b_folder"), _T.c.rel_path == bindparam("b_rel_path")
+)
+_BY_PATHS = select(*rows.LOCAL_COLUMNS).where(
+    _T.c.folder == bindparam("b_folder"),
+    _T.c.rel_path.in_(bindparam("b_rel_paths", expanding=True)),
 )
 # The state is read as its plain string and looked up below: a TypeDecorator call per row is
 # a good share of a 100,000-row scan.
@@ -94,6 +99,18 @@ def get_local(s: Session, folder: str, rel_path: str) -> LocalFileRecord | None:
     s.flush()  # Core reads do not autoflush: let them see this session's pending changes
     row = s.execute(_BY_PATH, {"b_folder": folder, "b_rel_path": rel_path}).one_or_none()
     return None if row is None else LocalFileRecord(*row)
+
+
+def get_locals(s: Session, folder: str, rel_paths: Iterable[str]) -> dict[str, LocalFileRecord]:
+    """The rows of those of ``rel_paths`` that have one, by path: one query per few hundred."""
+    s.flush()
+    found: dict[str, LocalFileRecord] = {}
+    for chunk in rows.chunked(list(rel_paths)):
+        result = s.execute(_BY_PATHS, {"b_folder": folder, "b_rel_paths": list(chunk)})
+        for row in result:
+            record = LocalFileRecord(*row)
+            found[record.rel_path] = record
+    return found
 
 
 def get_local_by_id(s: Session, local_id: int) -> LocalFileRecord | None:
