@@ -51,6 +51,7 @@ class IgnoreRules:
     """
 
     __slots__ = (
+        "_by_name_only",
         "_exclude_dir_name",
         "_exclude_dir_path",
         "_exclude_name",
@@ -97,6 +98,17 @@ class IgnoreRules:
         self._exclude_path = _compile(exclude_paths)
         self._exclude_dir_name = _compile(exclude_names + exclude_dir_names)
         self._exclude_dir_path = _compile(exclude_paths + exclude_dir_paths)
+        # With name patterns only (the usual configuration), one regex decides a file: its
+        # name is included and (negative lookahead) not excluded. A scan asks once per file.
+        self._by_name_only: re.Pattern[str] | None = None
+        if not include_paths and not exclude_paths:
+            excluded = "|".join(f"(?:{r})" for r in exclude_names)
+            included = "|".join(f"(?:{r})" for r in include_names)
+            self._by_name_only = (
+                re.compile(f"(?!(?:{excluded})\\Z)(?:{included})", re.DOTALL)
+                if included and excluded
+                else self._include_name
+            )
 
     def __repr__(self) -> str:
         return f"IgnoreRules(include={list(self.include)!r}, exclude={list(self.exclude)!r})"
@@ -123,6 +135,8 @@ class IgnoreRules:
         """
         if name is None:
             name = rel_path.rpartition("/")[2]
+        if self._by_name_only is not None:
+            return self._by_name_only.fullmatch(name) is not None
         if self._exclude_name.fullmatch(name):
             return False
         # Whole-path patterns are rarer; skip their regex when there are none.

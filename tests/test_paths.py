@@ -226,3 +226,25 @@ class TestNames:
         """Raw bytes are decoded like the OS does, then made printable."""
         assert display_name(b"caf\xe9.jsonl") == "caf\\xe9.jsonl"
         assert display_name("ok.jsonl") == "ok.jsonl"
+
+
+_NAME_CHARS = st.sampled_from([*"ab.~#*-_xz\n", "jsonl", "tmp", "part", "swp"])
+
+
+@given(
+    name=st.lists(_NAME_CHARS, min_size=1, max_size=8).map("".join),
+    include=st.lists(st.sampled_from(["*.jsonl", "*", "a*", "*.tmp", "?b*"]), max_size=3),
+    exclude=st.lists(st.sampled_from([*DEFAULT_EXCLUDE, "a*", "*z"]), max_size=4),
+)
+def test_the_one_regex_for_name_only_rules_agrees_with_the_general_path(
+    name: str, include: list[str], exclude: list[str]
+) -> None:
+    """Rules of name patterns only decide a file with one combined regex; a whole-path pattern
+    (which never matches a bare name) switches to the general two-step check: same answer."""
+    fast = IgnoreRules(include=include, exclude=exclude)
+    general = IgnoreRules(include=include, exclude=[*exclude, "never/here"])
+    assert fast.takes_file(name) == general.takes_file(name)
+    expected = any(fnmatch.fnmatchcase(name, p) for p in include) and not any(
+        fnmatch.fnmatchcase(name, p) for p in exclude
+    )
+    assert fast.takes_file(name) == expected
