@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -216,3 +218,27 @@ def test_status_without_config_exits_78(tmp_path: Path, run_cli: Sync) -> None:
     result = run_cli(tmp_path / "nope.toml", "status")
     assert result.exit_code == 78
     assert "nope.toml" in result.output
+
+
+def test_a_sync_loads_neither_the_daemon_nor_the_emulator_nor_alembic(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str
+) -> None:
+    """`syncd sync` against a real API imports only what it uses: the watcher, the scheduler,
+    the metrics server, the web stack and (for a migrated store) Alembic stay unloaded."""
+    config = write_config(tmp_path, server_url=emulator.url, folders=[FolderSetup(tmp_path / "ft")])
+    code = (
+        "import sys\n"
+        "from syncd.cli import cli\n"
+        "try:\n"
+        "    cli(sys.argv[1:])\n"
+        "except SystemExit as stop:\n"
+        "    assert stop.code == 0, stop.code\n"
+        "heavy = ('watchdog', 'apscheduler.schedulers', 'prometheus_client', 'uvicorn', "
+        "'starlette', 'alembic', 'mako')\n"
+        "print(sorted(h for h in heavy if h in sys.modules))\n"
+    )
+    argv = [sys.executable, "-c", code, "-c", str(config), "sync", "--no-progress"]
+    env = {**os.environ, "MISTRAL_API_KEY": api_key}
+    subprocess.run(argv, env=env, capture_output=True, check=True)  # migrates the new store
+    shown = subprocess.run(argv, env=env, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip().splitlines()[-1] == "[]", shown.stdout + shown.stderr
