@@ -90,18 +90,8 @@ class TestLocalRows:
         """Rows of the asked paths in the asked folder, by path, past one IN clause's chunk;
         paths without a row and rows of other folders are left out."""
         wanted = [f"d/{i:04d}.jsonl" for i in range(1200)]
-        with store.session() as s:
-            for rel_path in wanted[::3]:
-                repo.upsert_local(
-                    s,
-                    FOLDER,
-                    rel_path,
-                    purpose="fine-tune",
-                    stat=FileStat(size=10, mtime_ns=1, inode=7),
-                    sha256=SHA_A,
-                    state=LocalState.PENDING,
-                    now=T0,
-                )
+        for rel_path in wanted[::3]:
+            put(store, rel_path)
         put(store, wanted[1], folder="/data/other")
         with store.session() as s:
             found = repo.get_locals(s, FOLDER, wanted)
