@@ -490,10 +490,15 @@ class Uploader:
             bytes=record.size,
             attempt=record.attempts,
         )
-        self._on_event(UploadEvent(folder.name, record.rel_path, outcome, record.size, info.id))
-        if folder.on_change == "replace":
-            for file_id in superseded:
-                self._delete_superseded(folder, record.rel_path, file_id)
+        try:
+            self._on_event(UploadEvent(folder.name, record.rel_path, outcome, record.size, info.id))
+            if folder.on_change == "replace":
+                for file_id in superseded:
+                    self._delete_superseded(folder, record.rel_path, file_id)
+        except Exception:
+            # Not the upload's failure: treating it as one would queue a recorded file again,
+            # and the row claimed with the record would be left in "uploading" until a restart.
+            log.exception("after_upload_failed", folder=folder.name, path=record.rel_path)
         return following
 
     def _claim_next(self, s: Session) -> _Work | None:
