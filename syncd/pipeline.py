@@ -1,9 +1,10 @@
 """The only code that turns a path on disk into a row in the state store.
 
-A full scan of a folder and a single path from the watcher both end in :meth:`Pipeline._judge`:
-stat, hash only when the fingerprint moved, validate by purpose, look for the same content on the
-remote, and write the verdict. Uploading is not done here: a ``pending`` row is the work, and
-``on_pending`` rings the uploader's doorbell.
+A full scan of a folder and a single path from the watcher both end in
+:meth:`Pipeline._judge_all`: stat, hash only when the fingerprint moved, validate by purpose,
+look for the same content on the remote, and write the verdict (a scan writes the verdicts of a
+batch of files in one transaction). Uploading is not done here: a ``pending`` row is the work,
+and ``on_pending`` rings the uploader's doorbell.
 
 One lock serialises the pipeline, so a scheduled rescan and a burst of watcher events never judge
 the same file at the same time.

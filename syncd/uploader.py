@@ -5,7 +5,8 @@ claim records the upload intent), hands them to a bounded pool, and sleeps until
 rings or the next retry falls due. Every outcome is written back to the row:
 
 - success: the remote file is recorded and, with ``on_change = "replace"``, the version it
-  superseded is deleted;
+  superseded is deleted; in the same transaction the worker claims the next due row and goes
+  on with it (the dispatcher only fills free workers, and paces probes during an outage);
 - a retryable failure: a next-attempt time from :func:`syncd.retry.retry_delay`, or ``failed``
   after ``max_attempts``;
 - the server rejecting the content (400/413/422): quarantined with the server's message.
