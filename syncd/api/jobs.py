@@ -9,7 +9,6 @@ start a second job.
 
 from __future__ import annotations
 
-import builtins
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -58,15 +57,7 @@ class FineTuningJobs:
         status: str | None = None,
     ) -> FineTuningJobList:
         """One page of jobs (``page`` counts from 0), newest first; ``status`` filters on one."""
-        params: builtins.list[tuple[str, str | int]] = [
-            ("page", page),
-            ("page_size", page_size),
-            ("created_by_me", "true" if created_by_me else "false"),
-        ]
-        if model is not None:
-            params.append(("model", model))
-        if created_after is not None:
-            params.append(("created_after", created_after.isoformat()))
+        params = _listing_params(page, page_size, model, created_after, created_by_me)
         if status is not None:
             params.append(("status", str(status)))
         return _get_page(self._requester, _FINE_TUNING_PATH, params, FineTuningJobList)
@@ -129,15 +120,7 @@ class BatchJobs:
         status: Sequence[str] | None = None,
     ) -> BatchJobList:
         """One page of jobs (``page`` counts from 0), newest first; ``status`` repeats its key."""
-        params: builtins.list[tuple[str, str | int]] = [
-            ("page", page),
-            ("page_size", page_size),
-            ("created_by_me", "true" if created_by_me else "false"),
-        ]
-        if model is not None:
-            params.append(("model", model))
-        if created_after is not None:
-            params.append(("created_after", created_after.isoformat()))
+        params = _listing_params(page, page_size, model, created_after, created_by_me)
         params += [("status", str(value)) for value in status or ()]
         return _get_page(self._requester, _BATCH_PATH, params, BatchJobList)
 
@@ -188,6 +171,26 @@ class Batch:
 
 ListT = TypeVar("ListT", FineTuningJobList, BatchJobList)
 ModelT = TypeVar("ModelT", FineTuningJob, BatchJob)
+
+
+def _listing_params(
+    page: int,
+    page_size: int,
+    model: str | None,
+    created_after: datetime | None,
+    created_by_me: bool,
+) -> list[tuple[str, str | int]]:
+    """The query parameters both job listings share; each adds its own ``status`` form."""
+    params: list[tuple[str, str | int]] = [
+        ("page", page),
+        ("page_size", page_size),
+        ("created_by_me", "true" if created_by_me else "false"),
+    ]
+    if model is not None:
+        params.append(("model", model))
+    if created_after is not None:
+        params.append(("created_after", created_after.isoformat()))
+    return params
 
 
 def _get_page(requester: Requester, path: str, params: QueryParams, model: type[ListT]) -> ListT:
