@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from syncd.store import rows
 from syncd.store.records import AuditRecord
-from syncd.store.schema import AuditEntry, Meta
+from syncd.store.schema import AuditEntry, Meta, RemoteFile
 
-__all__ = ["audit", "audit_entries", "get_meta", "set_meta"]
+__all__ = ["audit", "audit_entries", "audit_remote", "get_meta", "set_meta"]
 
 assert isinstance(AuditEntry.__table__, Table)
 _INSERT = insert(AuditEntry.__table__)
@@ -48,6 +48,23 @@ def audit(
             "bytes": bytes,
             "detail": detail,
         },
+    )
+
+
+def audit_remote(
+    s: Session, action: str, row: RemoteFile, *, now: datetime, detail: str | None = None
+) -> None:
+    """An audit line about a recorded remote file, naming the local file it came from."""
+    audit(
+        s,
+        action,
+        now=now,
+        folder=row.folder,
+        rel_path=row.rel_path,
+        sha256=row.sha256,
+        file_id=row.file_id,
+        bytes=row.bytes,
+        detail=detail,
     )
 
 

@@ -48,15 +48,11 @@ def record_vanished(s: Session, file_id: str, *, now: datetime) -> int:
         return 0
     remote.deleted_at = now
     remote.delete_reason = VANISHED_REASON
-    audit_log.audit(
+    audit_log.audit_remote(
         s,
         VANISHED_REASON,
+        remote,
         now=now,
-        folder=remote.folder,
-        rel_path=remote.rel_path,
-        sha256=remote.sha256,
-        file_id=file_id,
-        bytes=remote.bytes,
         detail="no longer on the remote, and not deleted by syncd: uploading it again",
     )
     holders = s.scalars(

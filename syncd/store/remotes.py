@@ -100,7 +100,7 @@ def record_remote_deleted(s: Session, file_id: str, *, reason: str, now: datetim
         return
     row.deleted_at = now
     row.delete_reason = reason
-    _audit_remote(s, "delete", row, now=now, detail=reason)
+    audit_log.audit_remote(s, "delete", row, now=now, detail=reason)
     holders = s.scalars(
         select(LocalFile).where(
             LocalFile.remote_file_id == file_id, LocalFile.state == LocalState.UPLOADED
@@ -125,22 +125,5 @@ def supersede_if_orphaned(s: Session, file_id: str, *, now: datetime) -> list[st
     if holders or row is None or row.deleted_at is not None or row.superseded_at is not None:
         return []
     row.superseded_at = now
-    _audit_remote(s, "supersede", row, now=now)
+    audit_log.audit_remote(s, "supersede", row, now=now)
     return [file_id]
-
-
-def _audit_remote(
-    s: Session, action: str, row: RemoteFile, *, now: datetime, detail: str | None = None
-) -> None:
-    """An audit line about a recorded remote file, with the local file it came from."""
-    audit_log.audit(
-        s,
-        action,
-        now=now,
-        folder=row.folder,
-        rel_path=row.rel_path,
-        sha256=row.sha256,
-        file_id=row.file_id,
-        bytes=row.bytes,
-        detail=detail,
-    )
