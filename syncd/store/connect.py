@@ -167,17 +167,18 @@ def make_engine(
     # A server connection can die while pooled, so it is pinged before use; a SQLite file
     # connection cannot, and the ping would cost a round trip on every one of the handful of
     # sessions each synced file opens.
-    kwargs: dict[str, Any] = {"pool_pre_ping": not target.is_sqlite, "pool_size": pool_size}
+    kwargs: dict[str, Any] = {"pool_pre_ping": not target.is_sqlite}
     if target.is_sqlite:
         # The driver's own timeout is the busy timeout too; keep both equal.
         kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
-        if target.path is None:
-            # An in-memory database lives in one connection: every thread must share it (the
-            # default pool would give each thread its own, empty, unmigrated database).
-            # Good for tests and demos; concurrent sessions share its transaction.
-            kwargs["poolclass"] = StaticPool
-            del kwargs["pool_size"]
-            kwargs["connect_args"]["check_same_thread"] = False
+    if target.is_sqlite and target.path is None:
+        # An in-memory database lives in one connection: every thread must share it (the
+        # default pool would give each thread its own, empty, unmigrated database).
+        # Good for tests and demos; concurrent sessions share its transaction.
+        kwargs["poolclass"] = StaticPool
+        kwargs["connect_args"]["check_same_thread"] = False
+    else:
+        kwargs["pool_size"] = pool_size
     engine = create_engine(target.url, **kwargs)
     if target.is_sqlite:
         _install_sqlite_pragmas(engine, busy_timeout_ms)
