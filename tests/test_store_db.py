@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from syncd.domain import FileStat, LocalState
 from syncd.errors import StoreError
@@ -297,3 +297,35 @@ def test_invalid_url_is_a_store_error() -> None:
     """A malformed database URL is reported as such."""
     with pytest.raises(StoreError, match="invalid database URL"):
         open_store("not a url at all")
+
+
+def _connections_opened(store: Store, holders: int, rounds: int) -> int:
+    """SQLite connections opened while ``holders`` threads each hold a session at once, in
+    ``rounds`` rounds (a barrier makes the sessions overlap)."""
+    opened: list[object] = []
+    event.listen(store.engine, "connect", lambda *_args: opened.append(None))
+    for _ in range(rounds):
+        barrier = threading.Barrier(holders)
+
+        def hold(barrier: threading.Barrier) -> None:
+            with store.session() as s:
+                s.execute(text("SELECT 1"))
+                barrier.wait(timeout=30)
+
+        threads = [threading.Thread(target=hold, args=(barrier,)) for _ in range(holders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+    return len(opened)
+
+
+def test_a_pool_sized_for_the_threads_reuses_its_connections(tmp_path: Path) -> None:
+    """With ``threads`` covering the sessions held at once, each round reuses the connections
+    of the first; with fewer, connections beyond the pool are opened and closed every round."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    with open_store(url, threads=10) as sized:
+        assert _connections_opened(sized, holders=10, rounds=3) <= 10
+    with open_store(url, threads=2) as small:
+        # At most 2 of the 10 sessions of a round find a pooled connection: 8 new ones a round.
+        assert _connections_opened(small, holders=10, rounds=3) >= 3 * 8
