@@ -59,6 +59,18 @@ def test_a_current_database_is_opened_without_importing_alembic(tmp_path: Path) 
     assert shown.strip() == "[]"
 
 
+def test_a_database_with_several_revisions_is_refused_by_name(tmp_path: Path) -> None:
+    """Two rows in alembic_version (branches syncd never makes): a clear error naming the file."""
+    path = tmp_path / "state.db"
+    migrate.upgrade(sqlite_url(path))
+    with closing(sqlite3.connect(path)) as connection:
+        connection.execute("INSERT INTO alembic_version VALUES ('0001')")
+        connection.commit()
+    with pytest.raises(StoreError, match="several schema revisions") as raised:
+        open_store(sqlite_url(path)).dispose()
+    assert str(path) in str(raised.value)
+
+
 def test_upgrade_from_empty_reaches_head(tmp_path: Path) -> None:
     """An empty file is migrated to head and reports where it came from."""
     path = tmp_path / "state.db"

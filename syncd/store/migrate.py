@@ -128,19 +128,20 @@ def current_revision(
         diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms),
         engine.connect() as connection,
     ):
-        return read_revision(connection)
+        return read_revision(connection, target.display)
 
 
-def read_revision(connection: Connection) -> str | None:
-    """The revision recorded in the database, with one query and no Alembic; None when it was
-    never migrated."""
+def read_revision(connection: Connection, where: str) -> str | None:
+    """The revision recorded in the database ``where`` names, with one query and no Alembic;
+    None when it was never migrated."""
     if not inspect(connection).has_table(_VERSION_TABLE):
         return None
     revisions = connection.execute(_READ_VERSION).scalars()
     found = list(revisions)
     if len(found) > 1:
         raise StoreError(
-            f"the schema has several revisions at once ({found}); not a syncd database"
+            f"state database {where} records several schema revisions at once ({found}): "
+            "syncd's migrations are linear, so it was not written by syncd"
         )
     return found[0] if found else None
 
@@ -169,7 +170,7 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
     # Already current (every start but the first after an update): no write lock taken, so a
     # read-only copy opens, and a running daemon is not held up.
     with engine.connect() as connection:
-        if read_revision(connection) == HEAD_REVISION:
+        if read_revision(connection, target.display) == HEAD_REVISION:
             return MigrationResult(
                 database=target.display, before=HEAD_REVISION, after=HEAD_REVISION
             )
@@ -184,7 +185,7 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         try:
             # Read again under the lock: another process may have migrated meanwhile.
-            before = read_revision(connection)
+            before = read_revision(connection, target.display)
             _check_known(before, head, target)
             if before != head:
                 try:
