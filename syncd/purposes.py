@@ -1,8 +1,9 @@
 """What each Files API purpose accepts: file types, default include globs, content checks.
 
 One table, read by config (defaults for a folder's ``include``) and by validation (which
-extensions and which content check apply). The API's purpose enum is open, so an unknown purpose
-gets the permissive rule rather than an error.
+extensions and which content check apply). A purpose without a rule gets the permissive one
+rather than an error here: config only warns about it, and the API itself refuses a purpose
+outside its closed enum with 422 (the file is then quarantined).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class PurposeRule:
         return not self.extensions or lowered.endswith(self.extensions)
 
 
+# Every one names a type the API takes for OCR (its 422 lists them; the emulator's
+# OCR_MIMETYPES and its suffix table, checked by tests/test_emulator_purposes.py).
 _OCR_EXTENSIONS = (
     ".pdf",
     ".png",
@@ -77,7 +80,7 @@ _RULES: dict[str, PurposeRule] = {
     "audio": PurposeRule("audio", _AUDIO_EXTENSIONS, "none"),
 }
 
-#: Purposes with a known rule; others are accepted and uploaded without content checks.
+#: Purposes with a known rule; others are uploaded without local checks (and the API decides).
 KNOWN_PURPOSES: tuple[str, ...] = tuple(_RULES)
 
 

@@ -99,7 +99,7 @@ def test_upload_with_filename_and_table(env: dict[str, str], tmp_path: Path) -> 
         "upload",
         _jsonl(tmp_path, "x.jsonl"),
         "--purpose",
-        "batch-ish",
+        "agentic_safety",
         "--filename",
         "renamed.jsonl",
     )

@@ -130,6 +130,35 @@ def test_bad_options_are_usage_errors(tmp_path: Path) -> None:
     assert "boom" in result.stderr
 
 
+def test_purposes_option_sets_the_accepted_purposes(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    """--purposes replaces the closed purpose set; an empty list is a usage error."""
+    process = start_cli(tmp_path / "data", "--purposes", "fine-tune, retrieval")
+    processes.append(process)
+    url = url_of(process)
+    headers = {"Authorization": "Bearer any"}
+    chat = b'{"text":"x"}\n'
+    for purpose, status in (("retrieval", 200), ("fine-tune", 200), ("ocr", 422)):
+        response = httpx.post(
+            url + "/v1/files",
+            headers=headers,
+            files={"file": (f"{purpose}.jsonl", chat)},
+            data={"purpose": purpose},
+        )
+        assert response.status_code == status, (purpose, response.text)
+    assert response.json()["detail"][0]["msg"] == "Input should be 'fine-tune' or 'retrieval'"
+    refused = subprocess.run(
+        [sys.executable, "-m", "syncd", "emulator", "--data-dir", str(tmp_path), "--purposes", ","],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--purposes" in refused.stderr
+
+
 def test_busy_port_exits_1(tmp_path: Path, processes: list[subprocess.Popen[str]]) -> None:
     """Starting on a port already in use fails with exit status 1 and says why."""
     first = start_cli(tmp_path / "one")

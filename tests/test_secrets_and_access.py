@@ -325,7 +325,7 @@ def test_emulator_keeps_every_filename_inside_its_data_dir(
     with Mistral(api_key=CANARY, server_url=emulator.url) as client:
         for index, name in enumerate(names):
             content = f'{{"text": "upload {index}"}}\n'.encode()
-            info = client.files.upload(file=content, filename=name, purpose="batch-input")
+            info = client.files.upload(file=content, filename=name, purpose="agentic_safety")
             ids[info.id] = content
         for file_id, content in ids.items():
             with client.files.download(file_id) as response:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from syncd.emulator import FAULT_KINDS, EmulatorOptions, EmulatorServer
+from syncd.emulator import FAULT_KINDS, FILE_PURPOSES, EmulatorOptions, EmulatorServer
 
 __all__ = ["emulator"]
 
@@ -34,6 +34,17 @@ def _parse_fault_kinds(
             f"unknown fault kind(s) {', '.join(unknown)}; choose from {', '.join(FAULT_KINDS)}"
         )
     return kinds
+
+
+def _parse_purposes(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> tuple[str, ...]:
+    if value is None:
+        return FILE_PURPOSES
+    purposes = tuple(dict.fromkeys(p.strip() for p in value.split(",") if p.strip()))
+    if not purposes:
+        raise click.BadParameter("name at least one purpose")
+    return purposes
 
 
 @click.command()
@@ -97,6 +108,13 @@ def _parse_fault_kinds(
     type=click.IntRange(min=1),
     help="Larger uploads get 413.",
 )
+@click.option(
+    "--purposes",
+    default=None,
+    callback=_parse_purposes,
+    help="Comma list of the upload purposes accepted; any other is a 422, as on the real API"
+    f" (default: {','.join(FILE_PURPOSES)}).",
+)
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
 def emulator(
     host: str,
@@ -110,6 +128,7 @@ def emulator(
     latency_ms: int,
     seed: int | None,
     max_upload_bytes: int,
+    purposes: tuple[str, ...],
     access_log: bool,
 ) -> None:
     """Serve a local emulator of the Mistral Files API until SIGINT or SIGTERM."""
@@ -123,6 +142,7 @@ def emulator(
         latency_ms=latency_ms,
         seed=seed,
         max_upload_bytes=max_upload_bytes,
+        purposes=purposes,
     )
     # Block the stop signals before the server thread exists (threads inherit the mask), then
     # wait for them synchronously: no handler can interrupt startup or shutdown half-way.

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from syncd.emulator.app import create_app
 from syncd.emulator.faults import FaultInjector, FaultSettings
-from syncd.emulator.options import DEFAULT_MAX_UPLOAD_BYTES, FAULT_KINDS, EmulatorOptions
+from syncd.emulator.options import (
+    DEFAULT_MAX_UPLOAD_BYTES,
+    FAULT_KINDS,
+    FILE_PURPOSES,
+    EmulatorOptions,
+)
 from syncd.emulator.server import EmulatorServer
 from syncd.emulator.state import DataDirBusyError, FileStore, StoredFile
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
     "FAULT_KINDS",
+    "FILE_PURPOSES",
     "DataDirBusyError",
     "EmulatorOptions",
     "EmulatorServer",

@@ -12,6 +12,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
 
 import anyio.to_thread
 from starlette.applications import Starlette
@@ -30,6 +31,7 @@ from syncd.emulator.params import (
     InvalidInputError,
     bool_param,
     canonical_id,
+    enum_param,
     int_param,
     not_found,
     unprocessable,
@@ -38,7 +40,12 @@ from syncd.emulator.signing import UrlSigner
 from syncd.emulator.state import FileStore, ListQuery, NewFile, StoredFile
 from syncd.emulator.stats import EmulatorStats
 from syncd.emulator.uploads import MalformedUploadError, UploadTooLargeError, receive_upload
-from syncd.emulator.validation import ContentRejectedError, guess_mimetype, inspect_content
+from syncd.emulator.validation import (
+    ContentRejectedError,
+    check_mimetype,
+    guess_mimetype,
+    inspect_content,
+)
 
 __all__ = ["SIGNED_PATH", "create_app"]
 
@@ -125,43 +132,33 @@ class _FilesApi:
                 {"type": exc.kind, "loc": ["body", exc.field], "msg": exc.message, "input": None}
             )
         try:
-            purpose = received.fields.get("purpose", "").strip() or _DEFAULT_PURPOSE
-            visibility = received.fields.get("visibility", "").strip() or "workspace"
-            if visibility not in _VISIBILITIES:
-                raise InvalidInputError(
-                    "enum",
-                    ["body", "visibility"],
-                    "Input should be 'workspace' or 'user'",
-                    visibility,
-                )
-            raw_expiry = received.fields.get("expiry", "").strip() or None
-            expiry = (
-                None
-                if raw_expiry is None
-                else int_param(raw_expiry, ["body", "expiry"], 0, 1, 24 * 365 * 100)
-            )
-
-            def inspect_and_commit() -> tuple[StoredFile, bool]:
-                # One worker-thread hop for both: each hop costs about as much CPU as a small
-                # upload's content check itself.
-                report = inspect_content(received.path, received.filename, purpose)
-                new = NewFile(
-                    filename=received.filename,
-                    purpose=purpose,
-                    bytes=received.size,
-                    sha256=received.sha256,
-                    sample_type=report.sample_type,
-                    num_lines=report.num_lines,
-                    mimetype=guess_mimetype(received.filename, received.declared_type),
-                    visibility=visibility,
-                    expiry_hours=expiry,
-                )
-                return self._store.commit(received.path, new, dedupe=self._options.dedupe)
-
-            stored, deduped = await anyio.to_thread.run_sync(inspect_and_commit)
-        except InvalidInputError as exc:
+            form = _read_form(received.fields, self._options.purposes)
+        except _InvalidFormError as exc:
             self._stats.count_rejected_upload()
-            return unprocessable(exc.item)
+            return unprocessable(*exc.items)
+        purpose, visibility, expiry = form.purpose, form.visibility, form.expiry
+        mimetype = guess_mimetype(received.filename, received.declared_type)
+
+        def inspect_and_commit() -> tuple[StoredFile, bool]:
+            # One worker-thread hop for both: each hop costs about as much CPU as a small
+            # upload's content check itself.
+            check_mimetype(purpose, mimetype)
+            report = inspect_content(received.path, received.filename, purpose)
+            new = NewFile(
+                filename=received.filename,
+                purpose=purpose,
+                bytes=received.size,
+                sha256=received.sha256,
+                sample_type=report.sample_type,
+                num_lines=report.num_lines,
+                mimetype=mimetype,
+                visibility=visibility,
+                expiry_hours=expiry,
+            )
+            return self._store.commit(received.path, new, dedupe=self._options.dedupe)
+
+        try:
+            stored, deduped = await anyio.to_thread.run_sync(inspect_and_commit)
         except ContentRejectedError as exc:
             self._stats.count_rejected_upload()
             return JSONResponse(exc.body, status_code=422)
@@ -170,21 +167,36 @@ class _FilesApi:
 
     async def list_files(self, request: Request) -> Response:
         params = request.query_params
-        try:
-            query = ListQuery(
-                page=int_param(params.get("page"), ["query", "page"], 0, 0, 2**31),
-                page_size=int_param(params.get("page_size"), ["query", "page_size"], 100, 1, 2**31),
-                include_total=bool_param(
-                    params.get("include_total"), ["query", "include_total"], True
-                ),
-                sample_types=params.getlist("sample_type"),
-                sources=params.getlist("source"),
-                mimetypes=params.getlist("mimetypes"),
-                search=params.get("search") or None,
-                purpose=params.get("purpose") or None,
+        errors: list[dict[str, Any]] = []
+        # Like FastAPI, every bad parameter is reported at once, in the spec's order.
+        page = _checked(errors, int_param, params.get("page"), ["query", "page"], 0, 0, 2**31)
+        page_size = _checked(
+            errors, int_param, params.get("page_size"), ["query", "page_size"], 100, 1, 2**31
+        )
+        include_total = _checked(
+            errors, bool_param, params.get("include_total"), ["query", "include_total"], True
+        )
+        # Checked even when empty: FastAPI drops only empty *form* values.
+        raw_purpose = params.get("purpose")
+        purpose = (
+            None
+            if raw_purpose is None
+            else _checked(
+                errors, enum_param, raw_purpose, ["query", "purpose"], self._options.purposes
             )
-        except InvalidInputError as exc:
-            return unprocessable(exc.item)
+        )
+        if errors or page is None or page_size is None or include_total is None:
+            return unprocessable(*errors)
+        query = ListQuery(
+            page=page,
+            page_size=page_size,
+            include_total=include_total,
+            sample_types=params.getlist("sample_type"),
+            sources=params.getlist("source"),
+            mimetypes=params.getlist("mimetypes"),
+            search=params.get("search") or None,
+            purpose=purpose,
+        )
         files, total = await anyio.to_thread.run_sync(self._store.list, query)
         return JSONResponse(
             {"data": [f.to_wire() for f in files], "object": "list", "total": total}
@@ -267,6 +279,60 @@ class _FilesApi:
             return JSONResponse({"detail": f"invalid fault settings: {exc}"}, status_code=422)
         self._faults.configure(settings)
         return JSONResponse(dataclasses.asdict(settings))
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _UploadForm:
+    purpose: str
+    visibility: str
+    expiry: int | None
+
+
+class _InvalidFormError(Exception):
+    def __init__(self, items: list[dict[str, Any]]) -> None:
+        super().__init__(items)
+        self.items = items
+
+
+def _read_form(fields: dict[str, str], purposes: tuple[str, ...]) -> _UploadForm:
+    """The upload's text fields, checked as FastAPI checks a form.
+
+    An empty value counts as absent, and an absent purpose means fine-tune (what the real API
+    falls back to). Other purposes outside ``purposes`` are refused: the API's enum is closed.
+
+    Raises:
+        _InvalidFormError: every bad field at once, in the spec's field order.
+    """
+    errors: list[dict[str, Any]] = []
+    raw_expiry = fields.get("expiry", "").strip()
+    expiry = (
+        _checked(errors, int_param, raw_expiry, ["body", "expiry"], 0, 1, 24 * 365 * 100)
+        if raw_expiry
+        else None
+    )
+    raw_visibility = fields.get("visibility", "").strip() or "workspace"
+    visibility = _checked(errors, enum_param, raw_visibility, ["body", "visibility"], _VISIBILITIES)
+    raw_purpose = fields.get("purpose") or _DEFAULT_PURPOSE
+    purpose = _checked(errors, enum_param, raw_purpose, ["body", "purpose"], purposes)
+    if errors or purpose is None or visibility is None:
+        raise _InvalidFormError(errors)
+    return _UploadForm(purpose, visibility, expiry)
+
+
+def _checked(
+    errors: list[dict[str, Any]], read: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs
+) -> _T | None:
+    """``read(*args)``; None instead when it fails, with its FastAPI error item added to
+    ``errors``."""
+    try:
+        return read(*args, **kwargs)
+    except InvalidInputError as exc:
+        errors.append(exc.item)
+        return None
 
 
 async def _json_http_error(request: Request, exc: Exception) -> Response:

@@ -1,4 +1,4 @@
-"""How an emulator instance behaves: auth, dedupe, upload limit and injected faults.
+"""How an emulator instance behaves: auth, dedupe, upload limit, purposes and injected faults.
 
 A frozen value object built once by the CLI or a test; the running server keeps only the fault
 part mutable (see :mod:`syncd.emulator.faults`).
@@ -8,13 +8,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "FAULT_KINDS", "EmulatorOptions", "check_fault_settings"]
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "FAULT_KINDS",
+    "FILE_PURPOSES",
+    "EmulatorOptions",
+    "check_fault_settings",
+]
 
 #: Every fault the emulator can inject, in the order the CLI documents them.
 FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "lost-response")
 
 #: The Files API's per-file cap: 512 MB, decimal as the API documents it.
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1000 * 1000
+
+#: The upload purposes the real API takes; its FilePurpose enum is closed, so any other purpose
+#: is a 422. The spec lists fine-tune, batch and ocr; the docs upload with audio, and the SDK
+#: 3.7.0 enum adds agentic_safety. A newer purpose goes here (or in EmulatorOptions.purposes).
+FILE_PURPOSES: tuple[str, ...] = ("fine-tune", "batch", "ocr", "audio", "agentic_safety")
 
 
 @dataclass(frozen=True)
@@ -23,6 +34,8 @@ class EmulatorOptions:
 
     ``api_key`` None accepts any bearer token (a missing header is still 401). ``fault_rate`` is
     the probability that one ``/v1`` request gets a fault drawn from ``fault_kinds``.
+    ``purposes`` is the closed set of upload purposes (and ``purpose`` list filters) accepted;
+    anything else is a FastAPI-style 422, as from the real API.
     """
 
     # repr=False: the key must never show up in logs or tracebacks that print the options.
@@ -34,11 +47,16 @@ class EmulatorOptions:
     latency_ms: int = 0
     seed: int | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    purposes: tuple[str, ...] = FILE_PURPOSES
 
     def __post_init__(self) -> None:
         check_fault_settings(self.fault_rate, self.fault_kinds, self.retry_after, self.latency_ms)
         if self.max_upload_bytes < 1:
             raise ValueError(f"max_upload_bytes must be positive, got {self.max_upload_bytes}")
+        if not self.purposes or not all(p and p == p.strip() for p in self.purposes):
+            raise ValueError(
+                f"purposes must be non-empty names without surrounding spaces, got {self.purposes}"
+            )
 
 
 def check_fault_settings(

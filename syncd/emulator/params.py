@@ -15,6 +15,7 @@ __all__ = [
     "InvalidInputError",
     "bool_param",
     "canonical_id",
+    "enum_param",
     "int_param",
     "not_found",
     "unprocessable",
@@ -24,9 +25,18 @@ __all__ = [
 class InvalidInputError(Exception):
     """A query/form value failed validation; carries one FastAPI-style error item."""
 
-    def __init__(self, kind: str, loc: list[str], msg: str, value: object) -> None:
+    def __init__(
+        self,
+        kind: str,
+        loc: list[str],
+        msg: str,
+        value: object,
+        ctx: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(msg)
-        self.item = {"type": kind, "loc": loc, "msg": msg, "input": value}
+        self.item: dict[str, Any] = {"type": kind, "loc": loc, "msg": msg, "input": value}
+        if ctx is not None:
+            self.item["ctx"] = ctx
 
 
 def unprocessable(*items: dict[str, Any]) -> JSONResponse:
@@ -63,13 +73,35 @@ def int_param(raw: str | None, loc: list[str], default: int, minimum: int, maxim
         ) from None
     if value < minimum:
         raise InvalidInputError(
-            "greater_than_equal", loc, f"Input should be greater than or equal to {minimum}", raw
+            "greater_than_equal",
+            loc,
+            f"Input should be greater than or equal to {minimum}",
+            raw,
+            {"ge": minimum},
         )
     if value > maximum:
         raise InvalidInputError(
-            "less_than_equal", loc, f"Input should be less than or equal to {maximum}", raw
+            "less_than_equal",
+            loc,
+            f"Input should be less than or equal to {maximum}",
+            raw,
+            {"le": maximum},
         )
     return value
+
+
+def enum_param(raw: str, loc: list[str], allowed: tuple[str, ...]) -> str:
+    """``raw`` if it is one of ``allowed``: a closed enum, as pydantic checks one.
+
+    Raises:
+        InvalidInputError: anything else, with pydantic's ``enum`` error (``msg`` and
+            ``ctx.expected`` list the members: ``'a', 'b' or 'c'``).
+    """
+    if raw in allowed:
+        return raw
+    quoted = [f"'{member}'" for member in allowed]
+    expected = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+    raise InvalidInputError("enum", loc, f"Input should be {expected}", raw, {"expected": expected})
 
 
 def bool_param(raw: str | None, loc: list[str], default: bool) -> bool:
