@@ -36,6 +36,7 @@ def folder_spec(folder: FolderConfig) -> FolderSpec:
         rules=IgnoreRules(folder.include, folder.exclude),
         validate=folder.validation,
         on_change=folder.on_change,
+        batch_endpoint=folder.batch_endpoint,
     )
 
 
