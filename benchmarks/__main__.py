@@ -35,6 +35,7 @@ BENCHMARKS: dict[str, str] = {
     "latency": "benchmarks.bench_latency",
     "memory": "benchmarks.bench_memory",
     "rescan": "benchmarks.bench_rescan",
+    "validation": "benchmarks.bench_validation",
 }
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.json"

@@ -30,7 +30,7 @@ from syncd.paths import IgnoreRules
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
 from syncd.store.records import LocalFileRecord, RemoteFileRecord
-from syncd.validation import ValidationMode, validate_file
+from syncd.validation import ValidationMode, ValidationResult, validate_file
 
 __all__ = ["FolderSpec", "Pipeline", "ScanSummary", "utc_now"]
 
@@ -60,6 +60,8 @@ class FolderSpec:
     rules: IgnoreRules
     validate: ValidationMode = "strict"
     on_change: str = "replace"
+    batch_endpoint: str | None = None
+    """Batch folders: the endpoint their jobs run, which bodies are checked against."""
 
     @property
     def key(self) -> str:
@@ -282,22 +284,22 @@ class Pipeline:
         with self._store.session() as s:
             known = repo.get_locals(s, folder.key, [item.rel_path for item in batch])
         stored = [known.get(item.rel_path) for item in batch]
-        errors = [
+        results = [
             self._validate(folder, item, row) for item, row in zip(batch, stored, strict=True)
         ]
         verdicts: list[tuple[plan.Verdict, RemoteFileRecord | None]] = []
         with self._store.session() as s:
-            for item, row, problems in zip(batch, stored, errors, strict=True):
-                verdicts.append(self._record(s, folder, item, row, problems, now))
+            for item, row, result in zip(batch, stored, results, strict=True):
+                verdicts.append(self._record(s, folder, item, row, result, now))
         queued = False
-        for item, problems, (verdict, remote) in zip(batch, errors, verdicts, strict=True):
+        for item, result, (verdict, remote) in zip(batch, results, verdicts, strict=True):
             self._report(
                 folder,
                 item.rel_path,
                 item.sha256,
                 item.stat,
                 verdict,
-                problems or (),
+                result,
                 remote_id=remote.file_id if remote else None,
             )
             if verdict.outcome is plan.Outcome.UPLOAD:
@@ -313,9 +315,9 @@ class Pipeline:
     @staticmethod
     def _validate(
         folder: FolderSpec, item: _Hashed, stored: LocalFileRecord | None
-    ) -> tuple[str, ...] | None:
-        """The file's validation errors (empty when valid), or None when it needs no new look:
-        its content is the one already recorded, in a state that was judged."""
+    ) -> ValidationResult | None:
+        """The file's validation verdict, or None when it needs no new look: its content is
+        the one already recorded, in a state that was judged."""
         if (
             stored is not None
             and stored.sha256 == item.sha256
@@ -327,8 +329,9 @@ class Pipeline:
             purpose=folder.purpose,
             mode=folder.validate,
             size=item.stat.size,
+            batch_endpoint=folder.batch_endpoint,
         )
-        return result.errors
+        return result
 
     def _record(
         self,
@@ -336,11 +339,11 @@ class Pipeline:
         folder: FolderSpec,
         item: _Hashed,
         stored: LocalFileRecord | None,
-        errors: tuple[str, ...] | None,
+        result: ValidationResult | None,
         now: datetime,
     ) -> tuple[plan.Verdict, RemoteFileRecord | None]:
         """Write one file's verdict in the batch's transaction."""
-        is_valid = not errors
+        is_valid = result is None or result.ok
         remote = (
             repo.find_live_remote_by_content(s, item.sha256, folder.purpose) if is_valid else None
         )
@@ -351,7 +354,12 @@ class Pipeline:
             is_valid=is_valid,
             remote_has_content=remote is not None,
         )
-        detail = "; ".join(errors) if errors else None
+        if result is None and stored is not None:
+            # Not looked at again: what was said about these bytes still holds.
+            detail, warnings = stored.last_error, stored.warnings
+        else:
+            detail = "; ".join(result.errors) if result and result.errors else None
+            warnings = "\n".join(result.warnings) if result and result.warnings else None
         record = repo.upsert_local(
             s,
             folder.key,
@@ -361,6 +369,7 @@ class Pipeline:
             sha256=item.sha256,
             state=verdict.state,
             last_error=detail,
+            warnings=warnings,
             reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
             now=now,
         )
@@ -386,16 +395,21 @@ class Pipeline:
         sha256: str,
         stat: FileStat,
         verdict: plan.Verdict,
-        errors: tuple[str, ...],
+        result: ValidationResult | None,
         *,
         remote_id: str | None,
     ) -> None:
         fields = {"folder": folder.name, "path": rel_path, "sha256": sha256, "bytes": stat.size}
+        if result is not None and result.ok and result.warnings:
+            # Accepted (Mistral's code takes it), but not as its docs describe: say so once,
+            # when the content is judged; `syncd status` keeps showing it.
+            log.warning("file_validation_warnings", warnings=list(result.warnings), **fields)
         if verdict.outcome is plan.Outcome.UPLOAD:
             log.info("file_queued", **fields)
         elif verdict.outcome is plan.Outcome.REUSE:
             log.info("file_reused", file_id=remote_id, **fields)
         elif verdict.outcome is plan.Outcome.QUARANTINE:
+            errors = result.errors if result is not None else ()
             log.warning("file_quarantined", error="; ".join(errors), **fields)
 
     def _record_unstable(

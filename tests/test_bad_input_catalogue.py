@@ -305,18 +305,18 @@ BAD_FILES = [
         BadFile(
             _text("user-last.jsonl", _lines(_USER_LAST)),
             "user-last.jsonl",
-            "line 1: last message must be from the assistant, got 'user'",
+            "line 1: message 1: the last message must be from the assistant, got 'user'",
         ),
         id="schema-last-message-not-assistant",
     ),
     pytest.param(
         BadFile(
-            _text("dup.jsonl", _lines(*[json.dumps({"custom_id": "1", "body": {}})] * 2)),
-            "dup.jsonl",
-            "line 2: custom_id '1' duplicates line 1",
+            _text("nobody.jsonl", _lines(json.dumps({"custom_id": "1"}))),
+            "nobody.jsonl",
+            'line 1: missing "body"',
             purpose="batch",
         ),
-        id="batch-duplicate-custom-id",
+        id="batch-line-without-body",
     ),
     pytest.param(
         BadFile(

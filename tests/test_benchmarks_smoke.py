@@ -16,9 +16,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_quick_run_writes_positive_figures_for_each_benchmark(tmp_path: Path) -> None:
-    """``--quick hashing emulator`` prints the table and writes positive figures as JSON."""
+    """``--quick hashing emulator validation`` prints the table and writes positive figures."""
     output = tmp_path / "latest.json"
-    command = ["-m", "benchmarks", "hashing", "emulator", "--quick", "--output", str(output)]
+    names = ["hashing", "emulator", "validation"]
+    command = ["-m", "benchmarks", *names, "--quick", "--output", str(output)]
     done = subprocess.run(
         [sys.executable, *command],
         cwd=REPO,
@@ -31,7 +32,7 @@ def test_quick_run_writes_positive_figures_for_each_benchmark(tmp_path: Path) ->
     report = json.loads(output.read_text(encoding="utf-8"))
     assert report["quick"] is True
     assert {"cpu_model", "cores", "python"} <= set(report["machine"])
-    assert set(report["benchmarks"]) == {"hashing", "emulator"}
+    assert set(report["benchmarks"]) == set(names)
     for outcome in report["benchmarks"].values():
         assert "error" not in outcome
         assert outcome["figures"]
@@ -44,6 +45,7 @@ def test_quick_run_writes_positive_figures_for_each_benchmark(tmp_path: Path) ->
     assert hashing["target"] == "ratio >= 0.9"
     assert isinstance(hashing["passed"], bool)
     assert "hashing: hash_file throughput" in done.stdout
+    assert "validation: fine-tune validation" in done.stdout
 
 
 def test_targets_judge_the_ratio_or_the_value_in_the_stated_direction() -> None:

@@ -285,27 +285,48 @@ class TestFineTuneSchema:
         )
 
     def test_messages_and_text_together(self) -> None:
-        """A record cannot be both chat and text."""
-        assert _fine_tune_errors({"messages": [USER, ASSISTANT], "text": "x"}) == (
-            'line 1: has both "messages" and "text"; a record is either a chat or a text',
+        """A record with messages is a conversation: a top-level text is ignored, with a
+        warning (mistral-finetune reads only the messages)."""
+        stream = io.BytesIO(_jsonl({"messages": [USER, ASSISTANT], "text": "x"}))
+        result = validate_content(stream, check="fine-tune", mode="strict")
+        assert result.ok
+        assert result.warnings == (
+            'line 1: the top-level "text" is ignored: the record is read as a conversation',
         )
 
     def test_empty_messages(self) -> None:
-        """``messages`` must be a non-empty list."""
+        """``messages`` must be a list with a user and an assistant message."""
         assert _fine_tune_errors({"messages": []}, {"messages": "hi"}) == (
-            'line 1: "messages" must be a non-empty list, got an array',
-            "line 2: \"messages\" must be a non-empty list, got the string 'hi'",
+            'line 1: "messages" has no user, assistant or tool message; at least two are needed',
+            "line 2: \"messages\" must be a list of messages, got the string 'hi'",
         )
 
     def test_last_role_user(self) -> None:
         """A conversation must end with the assistant."""
         errors = _fine_tune_errors(CHAT, CHAT, {"messages": [USER, ASSISTANT, USER]})
-        assert errors == ("line 3: last message must be from the assistant, got 'user'",)
+        assert errors == (
+            "line 3: message 3: the last message must be from the assistant, got 'user'",
+        )
 
     def test_no_assistant_at_all(self) -> None:
         """A conversation with no assistant turn has nothing to train on."""
-        assert _fine_tune_errors({"messages": [{"role": "system", "content": "s"}, USER]}) == (
-            "line 1: last message must be from the assistant, got 'user'",
+        assert _fine_tune_errors(
+            {"messages": [{"role": "system", "content": "s"}, USER, USER]}
+        ) == ("line 1: message 3: the last message must be from the assistant, got 'user'",)
+
+    def test_single_assistant_message(self) -> None:
+        """Mistral's validator wants a conversation to start with a user message."""
+        assert _fine_tune_errors({"messages": [ASSISTANT]}) == (
+            "line 1: message 1: a conversation must start with a user message",
+        )
+
+    def test_last_system_message_becomes_the_system_prompt(self) -> None:
+        """mistral-finetune lifts system messages out wherever they stand."""
+        system = {"role": "system", "content": "Be brief."}
+        assert _fine_tune_errors({"messages": [USER, ASSISTANT, system]}) == ()
+        assert _fine_tune_errors({"messages": [system, USER, system, ASSISTANT]}) == (
+            "line 1: message 3: a second system prompt; a conversation has at most one "
+            '(the system messages and "system_prompt" together)',
         )
 
     def test_bad_role(self) -> None:
@@ -339,46 +360,88 @@ class TestFineTuneSchema:
             {"messages": [{"role": "user", "content": 5}, ASSISTANT]},
             {"messages": [{"role": "user", "content": ["x"]}, ASSISTANT]},
             {"messages": [USER, {"role": "assistant"}]},
+            {"messages": [USER, {"role": "assistant", "content": ""}]},
         )
         assert errors == (
             'line 1: message 1: missing "content"',
-            'line 2: message 1: "content" must be a string or a list, got a number',
-            'line 3: message 1: content part 1 must be an object with a "type" string',
-            'line 4: message 2: an assistant message needs "content" or "tool_calls"',
+            'line 2: message 1: "content" must be a string or a list of parts, got a number',
+            'line 3: message 1: content part 1: expected an object with a "type"',
+            'line 4: message 2: missing "content"',
+            'line 5: message 2: an assistant message needs "content" or "tool_calls"',
+        )
+
+    def test_text_is_an_alternative_to_content(self) -> None:
+        """mistral-finetune reads a message's "text" where "content" is absent, not both."""
+        assert _fine_tune_errors({"messages": [{"role": "user", "text": "hi"}, ASSISTANT]}) == ()
+        both = {"role": "user", "text": "hi", "content": "hi"}
+        assert _fine_tune_errors({"messages": [both, ASSISTANT]}) == (
+            'line 1: message 1: has both "content" and "text"; use one',
         )
 
     def test_content_parts_are_accepted(self) -> None:
-        """A list of typed content parts is valid content."""
-        parts = [{"type": "text", "text": "Describe this."}]
-        assert (
-            _fine_tune_errors({"messages": [{"role": "user", "content": parts}, ASSISTANT]}) == ()
+        """Text and image parts from the user, text parts from the assistant are valid."""
+        parts = [
+            {"type": "text", "text": "Describe this."},
+            {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+        ]
+        reply = {"role": "assistant", "content": [{"type": "text", "text": "A cat."}]}
+        assert _fine_tune_errors({"messages": [{"role": "user", "content": parts}, reply]}) == ()
+
+    def test_content_parts_mistral_refuses(self) -> None:
+        """Unknown fields, unknown types and types the role may not carry are named."""
+        errors = _fine_tune_errors(
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": "x", "a": 1}]},
+                    ASSISTANT,
+                ]
+            },
+            {"messages": [{"role": "user", "content": [{"type": "video", "url": "x"}]}, ASSISTANT]},
+            {
+                "messages": [
+                    USER,
+                    {"role": "assistant", "content": [{"type": "thinking", "thinking": "x"}]},
+                ]
+            },
+        )
+        assert errors == (
+            "line 1: message 1: content part 1: unexpected key 'a' in a 'text' part",
+            "line 2: message 1: content part 1: unknown type 'video'",
+            "line 3: message 2: content part 1: 'thinking' parts are not accepted in this message",
         )
 
     def test_weight(self) -> None:
-        """``weight`` is 0 or 1; true/false and 0.5 are refused."""
+        """``weight`` is 0 or 1 as pydantic reads it (true and "1" are 1); 0.5 is refused."""
         ok = {"messages": [USER, {**ASSISTANT, "weight": 0}, USER, {**ASSISTANT, "weight": 1}]}
-        assert _fine_tune_errors(ok) == ()
+        coerced = {
+            "messages": [USER, {**ASSISTANT, "weight": True}, USER, {**ASSISTANT, "weight": "0"}]
+        }
+        assert _fine_tune_errors(ok, coerced) == ()
         errors = _fine_tune_errors(
             {"messages": [USER, {**ASSISTANT, "weight": 0.5}]},
-            {"messages": [USER, {**ASSISTANT, "weight": True}]},
+            {"messages": [USER, {**ASSISTANT, "weight": "heavy"}]},
         )
         assert errors == (
             'line 1: message 2: "weight" must be 0 or 1, got 0.5',
-            'line 2: message 2: "weight" must be 0 or 1, got True',
+            "line 2: message 2: \"weight\" must be 0 or 1, got 'heavy'",
         )
 
     def test_extra_top_level_keys_are_allowed(self) -> None:
-        """Unknown keys beside messages (metadata, tools) do not fail the record."""
+        """Unknown keys beside messages (metadata, ids) do not fail the record."""
         assert _fine_tune_errors({**CHAT, "metadata": {"source": "x"}, "id": 7}) == ()
 
     def test_pretrain_text(self) -> None:
-        """``text`` records pass with text and fail when it is empty or not a string."""
-        assert _fine_tune_errors({"text": "Once upon a time"}) == ()
-        assert _fine_tune_errors({"text": ""}, {"text": "  "}, {"text": 5}) == (
-            'line 1: "text" must be a non-empty string, got an empty string',
-            'line 2: "text" must be a non-empty string, got an empty string',
-            'line 3: "text" must be a non-empty string, got a number',
+        """``text`` (or ``content``) records need a string; an empty one only warns."""
+        assert _fine_tune_errors({"text": "Once upon a time"}, {"content": "x"}) == ()
+        assert _fine_tune_errors({"text": 5}, {"text": "a", "content": "b"}) == (
+            'line 1: "text" must be a string, got a number',
+            'line 2: has both "text" and "content"; a pretrain record has one of them',
         )
+        result = validate_content(
+            io.BytesIO(_jsonl({"text": " "})), check="fine-tune", mode="strict"
+        )
+        assert result.ok
+        assert result.warnings == ('line 1: "text" is empty: the record adds nothing to train on',)
 
 
 class TestFunctionCalling:
@@ -397,69 +460,88 @@ class TestFunctionCalling:
                 {"role": "tool", "tool_call_id": "TX92Jm8Zi", "content": "22C"},
                 {"role": "assistant", "content": "22C and sunny."},
             ],
-            "tools": [{"type": "function", "function": {"name": "get_weather"}}],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {"name": "get_weather", "description": "", "parameters": {}},
+                }
+            ],
         }
 
+    @staticmethod
+    def _warnings(*records: object) -> tuple[str, ...]:
+        stream = io.BytesIO(_jsonl(*records))
+        result = validate_content(stream, check="fine-tune", mode="strict")
+        assert result.ok, result.errors
+        return result.warnings
+
     def test_tool_call_round_trip_is_accepted(self) -> None:
-        """Assistant tool call, tool answer, assistant reply: valid."""
-        assert _fine_tune_errors(self._record()) == ()
+        """Assistant tool call, tool answer, assistant reply: valid, nothing to warn about."""
+        assert self._warnings(self._record()) == ()
 
     def test_tool_call_shape(self) -> None:
-        """id, type "function", function name and JSON-text arguments are all checked."""
-        bad = self._record(id="", type="api", function={"name": "", "arguments": {"a": 1}})
-        bad["messages"][2]["tool_call_id"] = "TX92Jm8Zi"
+        """The call id and function name follow Mistral's patterns; arguments are a string."""
+        bad = self._record(id="call_1", function={"name": "get weather", "arguments": {"a": 1}})
         errors = _fine_tune_errors(bad)
-        assert errors[:4] == (
-            'line 1: message 2, tool call 1: "id" must be a non-empty string',
-            'line 1: message 2, tool call 1: "type" must be "function", got \'api\'',
-            'line 1: message 2, tool call 1: "function.name" must be a non-empty string',
+        assert errors == (
             'line 1: message 2, tool call 1: "function.arguments" must be a string of JSON, '
             "got an object",
+            "line 1: message 2, tool call 1: function name 'get weather' must be 1-64 "
+            "characters of a-z, A-Z, 0-9, _ and -",
+        )
+        assert _fine_tune_errors(self._record(id="call_1")) == (
+            'line 1: message 2, tool call 1: "id" must be 9 characters of a-z, A-Z and 0-9, '
+            "got 'call_1'",
         )
 
-    def test_arguments_must_be_json_text(self) -> None:
-        """``arguments`` is a string holding JSON."""
-        errors = _fine_tune_errors(
-            self._record(function={"name": "get_weather", "arguments": "city=Paris"})
-        )
-        assert errors == (
-            'line 1: message 2, tool call 1: "function.arguments" is not valid JSON text',
+    def test_arguments_not_json_text_only_warns(self) -> None:
+        """The docs ask for JSON text; mistral-finetune takes any string."""
+        record = self._record(function={"name": "get_weather", "arguments": "city=Paris"})
+        assert self._warnings(record) == (
+            'line 1: message 2, tool call 1: "function.arguments" is not JSON text, as the '
+            "docs ask",
         )
 
     def test_tool_message_needs_tool_call_id(self) -> None:
-        """A tool message without tool_call_id is refused; the call is then unanswered."""
+        """A tool message without a tool_call_id is refused."""
         record = self._record()
         del record["messages"][2]["tool_call_id"]
         assert _fine_tune_errors(record) == (
-            'line 1: message 3: a tool message needs a "tool_call_id" string',
-            "line 1: message 2: tool call 'TX92Jm8Zi' is not answered by a later tool message",
+            'line 1: message 3: a tool message needs a "tool_call_id"',
         )
 
-    def test_tool_answer_to_no_call(self) -> None:
-        """A tool_call_id must answer an earlier call."""
+    def test_tool_answers_are_counted(self) -> None:
+        """Each call gets one answer before the next assistant message."""
         record = self._record()
-        record["messages"][2]["tool_call_id"] = "zzzzzzzzz"
-        errors = _fine_tune_errors(record)
-        assert (
-            errors[0] == "line 1: message 3: tool_call_id 'zzzzzzzzz' answers no earlier tool call"
-        )
-
-    def test_tool_calls_only_on_assistant(self) -> None:
-        """A user message cannot carry tool_calls."""
-        record = {"messages": [{**USER, "tool_calls": []}, ASSISTANT]}
+        record["messages"].insert(3, dict(record["messages"][2]))
         assert _fine_tune_errors(record) == (
-            'line 1: message 1: only assistant messages may have "tool_calls"',
+            "line 1: message 5: the tool calls before it got 1 answer(s) too many",
         )
 
-    def test_tools_must_define_called_functions(self) -> None:
-        """Every called function appears in the top-level tools list."""
+    def test_tool_calls_on_a_user_message_are_ignored(self) -> None:
+        """mistral-finetune reads tool calls on assistant messages only."""
+        record = {"messages": [{**USER, "tool_calls": []}, ASSISTANT]}
+        assert _fine_tune_errors(record) == ()
+
+    def test_undefined_functions_only_warn(self) -> None:
+        """The docs define every called function in "tools"; Mistral's code does not check."""
         missing = self._record()
         del missing["tools"]
         undefined = self._record()
-        undefined["tools"] = [{"type": "function", "function": {"name": "other"}}]
-        assert _fine_tune_errors(missing, undefined) == (
-            "line 1: tool calls ('get_weather') need a top-level \"tools\" list defining them",
-            "line 2: message 2: tool 'get_weather' is called but not defined in \"tools\"",
+        undefined["tools"][0]["function"]["name"] = "other"
+        assert self._warnings(missing, undefined) == (
+            "line 1: tool calls ('get_weather') but no tools list: Mistral's docs define every "
+            'called function in a top-level "tools" list',
+            "line 2: message 2: tool 'get_weather' is called but not in the tools list: "
+            'Mistral\'s docs define every called function in a top-level "tools" list',
+        )
+
+    def test_tools_need_description_and_parameters(self) -> None:
+        """mistral-finetune requires name, description and dict parameters of every tool."""
+        record = self._record()
+        record["tools"] = [{"type": "function", "function": {"name": "get_weather"}}]
+        assert _fine_tune_errors(record) == (
+            'line 1: tools 1: the function needs "description", "parameters"',
         )
 
 
@@ -490,10 +572,10 @@ class TestClassifier:
             "line 4: label 'tags' must be a string or a list of strings, got an array",
         )
 
-    def test_classifier_text_must_not_be_empty(self) -> None:
+    def test_classifier_text_must_be_a_string(self) -> None:
         """The text of a classifier record follows the pretrain rule."""
-        assert _fine_tune_errors({"text": "", "labels": {"a": "b"}}) == (
-            'line 1: "text" must be a non-empty string, got an empty string',
+        assert _fine_tune_errors({"text": 3, "labels": {"a": "b"}}) == (
+            'line 1: "text" must be a string, got a number',
         )
 
 
@@ -510,37 +592,55 @@ class TestBatch:
         )
 
     def test_custom_id_and_body_rules(self, tmp_path: Path) -> None:
-        """custom_id must exist and be a string or integer; body must be an object."""
-        errors = self._errors(
+        """body must be an object (quarantined otherwise); a missing, null, non-string or
+        empty custom_id is only a warning: Mistral's spec makes it an optional string."""
+        body = {"messages": [USER]}
+        result = _validate(
             tmp_path,
-            {"body": {}},
-            {"custom_id": None, "body": {}},
-            {"custom_id": True, "body": {}},
-            {"custom_id": "", "body": {}},
-            {"custom_id": "x"},
-            {"custom_id": "y", "body": "hi"},
+            _jsonl(
+                {"body": body},
+                {"custom_id": None, "body": body},
+                {"custom_id": True, "body": body},
+                {"custom_id": "", "body": body},
+                {"custom_id": "x"},
+                {"custom_id": "y", "body": "hi"},
+            ),
+            purpose="batch",
+            name="b.jsonl",
         )
-        assert errors == (
-            'line 1: missing "custom_id"',
-            'line 2: "custom_id" must be a string or an integer, got null',
-            'line 3: "custom_id" must be a string or an integer, got a boolean',
-            'line 4: "custom_id" must not be empty',
+        assert result.errors == (
             'line 5: missing "body"',
             'line 6: "body" must be an object, got a string',
         )
+        assert result.warnings == (
+            'line 1: no "custom_id": the result cannot be matched to this request',
+            'line 2: "custom_id" is null: the result cannot be matched to this request',
+            'line 3: "custom_id" should be a string, got a boolean',
+            'line 4: "custom_id" is empty',
+        )
 
     def test_duplicate_custom_ids(self, tmp_path: Path) -> None:
-        """A repeated custom_id names the line that used it first; 1 and "1" collide."""
-        errors = self._errors(
+        """A repeated custom_id is a warning naming the line that used it first (Mistral's
+        docs ask for unique ids, nothing shows it refuses duplicates); 1 and "1" collide."""
+        body = {"messages": [USER]}
+        result = _validate(
             tmp_path,
-            {"custom_id": "a", "body": {}},
-            {"custom_id": 1, "body": {}},
-            {"custom_id": "a", "body": {}},
-            {"custom_id": "1", "body": {}},
+            _jsonl(
+                {"custom_id": "a", "body": body},
+                {"custom_id": 1, "body": body},
+                {"custom_id": "a", "body": body},
+                {"custom_id": "1", "body": body},
+            ),
+            purpose="batch",
+            name="b.jsonl",
         )
-        assert errors == (
-            "line 3: custom_id 'a' duplicates line 1",
-            "line 4: custom_id '1' duplicates line 2",
+        assert result.ok
+        assert result.warnings == (
+            'line 2: "custom_id" should be a string, got the number 1 (write "1")',
+            "line 3: custom_id 'a' duplicates line 1; Mistral's docs ask for a unique id per "
+            "request",
+            "line 4: custom_id '1' duplicates line 2; Mistral's docs ask for a unique id per "
+            "request",
         )
 
     def test_basic_mode_skips_batch_schema(self, tmp_path: Path) -> None:
@@ -550,17 +650,19 @@ class TestBatch:
 
 
 _text = st.text(st.characters(codec="utf-8"), max_size=20)  # no lone surrogates
-_message = st.fixed_dictionaries({"role": st.sampled_from(["system", "user"]), "content": _text})
+_user = st.fixed_dictionaries({"role": st.just("user"), "content": _text})
+_system = st.fixed_dictionaries({"role": st.just("system"), "content": _text})
 _chat = st.builds(
-    lambda head, reply, weight: {
-        "messages": [*head, {"role": "assistant", "content": reply, **weight}]
+    lambda system, users, reply, weight: {
+        "messages": [*system, *users, {"role": "assistant", "content": reply, **weight}]
     },
-    st.lists(_message, max_size=4),
-    _text,
+    st.lists(_system, max_size=1),
+    st.lists(_user, min_size=1, max_size=3),
+    _text.filter(bool),  # Mistral refuses an empty assistant message
     st.sampled_from([{}, {"weight": 0}, {"weight": 1}]),
 )
 _corruptions = st.sampled_from(
-    [b"not json", b"[1, 2]", b'{"messages": "x"}', b'{"text": ""}', b'"\xff"', b""]
+    [b"not json", b"[1, 2]", b'{"messages": "x"}', b'{"messages": []}', b'"\xff"', b""]
 )
 
 

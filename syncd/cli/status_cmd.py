@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 import click
@@ -41,7 +42,16 @@ def _file_json(record: LocalFileRecord, folder: str) -> dict[str, Any]:
         "attempts": record.attempts,
         "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
         "reason": record.last_error,
+        "warnings": record.warnings.splitlines() if record.warnings else [],
     }
+
+
+def _reason(record: LocalFileRecord) -> Text:
+    """Why the file is in its state, then its validation warnings (accepted, worth a look)."""
+    lines = [printable_key(record.last_error)] if record.last_error else []
+    if record.warnings:
+        lines += [f"warning: {printable_key(w)}" for w in record.warnings.splitlines()]
+    return Text("\n".join(lines))
 
 
 @click.command("status")
@@ -50,7 +60,7 @@ def _file_json(record: LocalFileRecord, folder: str) -> dict[str, Any]:
     "--all/--problems",
     "show_all",
     default=True,
-    help="List every file (default) or only those that need attention.",
+    help="List every file (default) or only those that need attention or have warnings.",
 )
 @click.pass_context
 def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
@@ -66,7 +76,7 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
             files = [
                 (names[key], record)
                 for key in specs
-                for record in repo.list_local(s, folder=key, states=states)
+                for record in repo.list_local(s, folder=key, states=states, or_warned=True)
             ]
     finally:
         store.dispose()
@@ -90,12 +100,15 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     summary = Table(title="Folders")
     for column in ("folder", "purpose", "files", "by state"):
         summary.add_column(column, justify="right" if column == "files" else "left")
+    warned = Counter(folder for folder, record in files if record.warnings)
     for spec in specs.values():
         by_state = folder_counts[spec.name]
         # Only the states that occur: ten mostly-zero columns do not fit a terminal.
         occurring = ", ".join(
             f"{by_state[st.value]} {st.value}" for st in LocalState if by_state.get(st.value)
         )
+        if warned[spec.name]:
+            occurring += f" ({warned[spec.name]} with warnings)"
         summary.add_row(
             Text(spec.name),
             Text(spec.purpose),
@@ -116,7 +129,7 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
             Text(printable_key(record.rel_path)),
             record.state.value,
             record.remote_file_id or "",
-            Text(printable_key(record.last_error or "")),
+            _reason(record),
         )
     console.print(table)
     sys.stdout.flush()

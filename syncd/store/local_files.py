@@ -174,14 +174,16 @@ def upsert_local(
     sha256: str | None,
     state: LocalState,
     last_error: str | None = None,
+    warnings: str | None = None,
     remote_file_id: str | None = None,
     reset_attempts: bool = False,
     now: datetime,
 ) -> LocalFileRecord:
     """Record what was observed at ``rel_path``: create the row or update it in place.
 
-    ``last_error`` replaces the stored one (None clears it). ``remote_file_id`` None keeps the
-    stored pointer: it names the last uploaded version, which a later upload supersedes.
+    ``last_error`` and ``warnings`` replace the stored ones (None clears them).
+    ``remote_file_id`` None keeps the stored pointer: it names the last uploaded version, which
+    a later upload supersedes.
     ``reset_attempts`` starts a fresh retry series (new content): attempts 0, due now, and any
     earlier upload intent forgotten (it was for other bytes).
     """
@@ -206,6 +208,7 @@ def upsert_local(
             "first_seen_at": now,
             "updated_at": now,
             "state_changed_at": now,
+            "warnings": warnings,
         }
         result = s.execute(_INSERT_LOCAL, values)
         assert isinstance(result, CursorResult)
@@ -221,6 +224,7 @@ def upsert_local(
         inode=stat.inode,
         sha256=sha256,
         last_error=last_error,
+        warnings=warnings,
     )
     if remote_file_id is not None:
         changes["remote_file_id"] = remote_file_id
@@ -346,14 +350,19 @@ def list_local(
     *,
     folder: str | None = None,
     states: Collection[LocalState] | None = None,
+    or_warned: bool = False,
     limit: int | None = None,
 ) -> list[LocalFileRecord]:
-    """Rows ordered by folder and path, optionally of one folder and some states."""
+    """Rows ordered by folder and path, optionally of one folder and some states (and, with
+    ``or_warned``, rows in other states that have validation warnings)."""
     query = select(LocalFile).order_by(LocalFile.folder, LocalFile.rel_path)
     if folder is not None:
         query = query.where(LocalFile.folder == folder)
     if states is not None:
-        query = query.where(LocalFile.state.in_(list(states)))
+        in_states = LocalFile.state.in_(list(states))
+        query = query.where(
+            or_(in_states, LocalFile.warnings.is_not(None)) if or_warned else in_states
+        )
     if limit is not None:
         query = query.limit(limit)
     return [rows.to_local_record(row) for row in s.scalars(query)]

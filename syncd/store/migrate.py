@@ -5,8 +5,10 @@ wheel carries them as ``syncd/_migrations``. This is the one place that finds th
 
 On SQLite the whole upgrade runs in one ``BEGIN IMMEDIATE`` transaction with foreign keys off
 (batch migrations recreate tables, and dropping a referenced table would otherwise fire its
-``ON DELETE`` actions), then checks the foreign keys before it commits. Two processes starting
-at once therefore migrate one after the other, never half each.
+``ON DELETE`` actions), then checks the foreign keys before it commits. On PostgreSQL (whose DDL
+is transactional too) the transaction first takes an advisory lock. Two processes starting at
+once (or several hosts sharing one server database) therefore migrate one after the other,
+never half each.
 
 Alembic (and the Mako and Pygments it pulls in) is imported only when a schema must change: a
 database already at :data:`HEAD_REVISION` is recognised with one plain query, which takes a
@@ -45,10 +47,13 @@ __all__ = [
 
 #: The newest revision in ``migrations/versions``: bump it with every new migration (a test
 #: checks it against the scripts). A database at this revision needs no Alembic at all.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 #: Alembic's bookkeeping table (``env.py`` keeps the default name).
 _VERSION_TABLE = "alembic_version"
 _READ_VERSION = text("SELECT version_num FROM alembic_version")
+#: PostgreSQL: the transaction-scoped advisory lock that serialises migrations (a key of
+#: syncd's own: "syncd" in ASCII). Released by the commit or rollback.
+_PG_MIGRATION_LOCK = text("SELECT pg_advisory_xact_lock(495958516580)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +188,8 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
             # PRAGMA foreign_keys is a no-op inside a transaction: switch it off before BEGIN.
             connection.exec_driver_sql("PRAGMA foreign_keys = OFF")
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        elif connection.dialect.name == "postgresql":
+            connection.execute(_PG_MIGRATION_LOCK)
         try:
             # Read again under the lock: another process may have migrated meanwhile.
             before = read_revision(connection, target.display)

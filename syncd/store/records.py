@@ -36,6 +36,8 @@ class LocalFileRecord:
     first_seen_at: datetime
     updated_at: datetime
     state_changed_at: datetime
+    warnings: str | None = None
+    """Validation warnings of the current content, one per line (never blocking)."""
 
     @property
     def stat(self) -> FileStat:

@@ -32,6 +32,7 @@ __all__ = [
     "NAMING_CONVENTION",
     "AuditEntry",
     "Base",
+    "FreeText",
     "LocalFile",
     "LocalStateType",
     "Meta",
@@ -83,6 +84,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class FreeText(TypeDecorator[str]):
+    """Text quoted from elsewhere (errors, warnings, audit details): any string is stored.
+
+    PostgreSQL's text cannot hold NUL, which a server's error message or a file's content may
+    carry; it is stored as the four characters ``\\x00`` (on every backend, so they all keep
+    the same text), and the write never fails.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        return None if value is None else value.replace("\x00", "\\x00")
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        return value
+
+
 class LocalStateType(TypeDecorator[LocalState]):
     """:class:`~syncd.domain.LocalState` stored as its plain string value.
 
@@ -132,7 +151,7 @@ class LocalFile(Base):
     state: Mapped[LocalState] = mapped_column(LocalStateType())
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(FreeText())
     remote_file_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
     """The remote file holding this row's last uploaded content (kept to supersede it later)."""
     intent_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -141,6 +160,8 @@ class LocalFile(Base):
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    warnings: Mapped[str | None] = mapped_column(FreeText())
+    """Validation warnings of the current content, one per line: accepted, but worth a look."""
 
 
 class RemoteFile(Base):
@@ -165,7 +186,7 @@ class RemoteFile(Base):
     """The path at upload time (a later rename does not change it)."""
     superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    delete_reason: Mapped[str | None] = mapped_column(Text)
+    delete_reason: Mapped[str | None] = mapped_column(FreeText())
 
 
 class AuditEntry(Base):
@@ -181,7 +202,7 @@ class AuditEntry(Base):
     sha256: Mapped[str | None] = mapped_column(String(SHA256_HEX))
     file_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
     bytes: Mapped[int | None] = mapped_column(BigInteger)
-    detail: Mapped[str | None] = mapped_column(Text)
+    detail: Mapped[str | None] = mapped_column(FreeText())
 
 
 class Meta(Base):

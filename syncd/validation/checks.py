@@ -39,15 +39,18 @@ def validate_file(
     mode: ValidationMode,
     size: int,
     filename: str | None = None,
+    batch_endpoint: str | None = None,
 ) -> ValidationResult:
     """Check the file at ``path`` (``size`` bytes, as stat saw it) for upload with ``purpose``.
 
-    ``filename`` is the name the upload will carry (default: ``path.name``). With
-    ``mode="off"`` nothing is checked. The content is read only when the file-level checks
+    ``filename`` is the name the upload will carry (default: ``path.name``);
+    ``batch_endpoint`` is the endpoint a batch file's job will run, when the folder names it.
+    With ``mode="off"`` nothing is checked. The content is read only when the file-level checks
     pass and the purpose has a content check.
 
     Raises:
-        ValueError: ``mode`` is not one of :data:`VALIDATION_MODES`.
+        ValueError: ``mode`` is not one of :data:`VALIDATION_MODES`, or a batch file's
+            ``batch_endpoint`` is not a batch endpoint.
         FileVanishedError: the file is gone.
         FileUnreadableError: it cannot be opened or read, or is not a regular file.
     """
@@ -63,7 +66,9 @@ def validate_file(
         return _OK_UNREAD
     with hashing.open_regular(path) as raw, io.BufferedReader(raw, 1024 * 1024) as stream:
         try:
-            return validate_content(stream, check=rule.content_check, mode=mode)
+            return validate_content(
+                stream, check=rule.content_check, mode=mode, batch_endpoint=batch_endpoint
+            )
         except OSError as exc:
             shown = printable_key(str(path))
             raise FileUnreadableError(
@@ -89,33 +94,44 @@ def check_file_level(rule: purposes.PurposeRule, filename: str, size: int) -> st
 
 
 def validate_content(
-    stream: BinaryIO, *, check: purposes.ContentCheck, mode: ValidationMode
+    stream: BinaryIO,
+    *,
+    check: purposes.ContentCheck,
+    mode: ValidationMode,
+    batch_endpoint: str | None = None,
 ) -> ValidationResult:
     """Check a JSONL stream for a content ``check``, reading one line at a time.
 
     ``basic``: every line is a UTF-8 JSON object. ``strict``: also the record schema of the
-    check (fine-tune formats, or batch requests with unique ids).
+    check (fine-tune formats, or batch requests, their bodies checked for ``batch_endpoint``
+    when it is given), with its warnings.
     """
     if mode == "off" or check == "none":
         return _OK_UNREAD
     errors = ErrorLog()
+    warnings = ErrorLog(noun="warning")
     reader = JsonlReader(stream, errors)
+    noted: list[str] = []  # one record's warnings, reused from line to line
     if mode == "basic":
         for _ in reader:
             pass
     elif check == "fine-tune":
         for number, record in reader:
-            _add_all(errors, number, check_finetune_record(record))
+            _add_all(errors, number, check_finetune_record(record, noted))
+            _add_all(warnings, number, noted)
     else:
-        batch = BatchCheck()
+        batch = BatchCheck(batch_endpoint)
         for number, record in reader:
-            _add_all(errors, number, batch.check(number, record))
-    return errors.result(lines=reader.records)
+            _add_all(errors, number, batch.check(number, record, noted))
+            _add_all(warnings, number, noted)
+    return errors.result(lines=reader.records, warnings=warnings)
 
 
-def _add_all(errors: ErrorLog, number: int, problems: list[str]) -> None:
-    for problem in problems:
-        errors.add(f"line {number}: {problem}")
+def _add_all(log: ErrorLog, number: int, messages: list[str]) -> None:
+    """Add a record's messages to ``log`` with its line number, then empty the list."""
+    for message in messages:
+        log.add(f"line {number}: {message}")
+    messages.clear()
 
 
 def _megabytes(size: int) -> str:

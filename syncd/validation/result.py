@@ -34,20 +34,24 @@ class ValidationResult:
     ``errors`` are human messages, most with a line number, at most
     :data:`MAX_REPORTED_ERRORS` plus a final "... and N more errors". ``lines`` is the number
     of records (non-blank lines) read, or ``None`` when the content was not read.
+    ``warnings`` (capped the same way) never make a file invalid: they say where the content
+    differs from what Mistral's docs describe although Mistral's code accepts it.
     """
 
     ok: bool
     errors: tuple[str, ...]
     lines: int | None
+    warnings: tuple[str, ...] = ()
 
 
 class ErrorLog:
-    """Collects error messages, keeping only the first ``limit`` of them."""
+    """Collects error (or warning) messages, keeping only the first ``limit`` of them."""
 
-    __slots__ = ("_kept", "count", "limit")
+    __slots__ = ("_kept", "count", "limit", "noun")
 
-    def __init__(self, limit: int = MAX_REPORTED_ERRORS) -> None:
+    def __init__(self, limit: int = MAX_REPORTED_ERRORS, noun: str = "error") -> None:
         self.limit = limit
+        self.noun = noun
         self.count = 0
         self._kept: list[str] = []
 
@@ -62,9 +66,14 @@ class ErrorLog:
         left_out = self.count - len(self._kept)
         if left_out <= 0:
             return tuple(self._kept)
-        noun = "error" if left_out == 1 else "errors"
+        noun = self.noun if left_out == 1 else self.noun + "s"
         return (*self._kept, f"... and {left_out} more {noun}")
 
-    def result(self, lines: int | None) -> ValidationResult:
-        """The verdict: ok when nothing was recorded."""
-        return ValidationResult(ok=self.count == 0, errors=self.messages(), lines=lines)
+    def result(self, lines: int | None, warnings: ErrorLog | None = None) -> ValidationResult:
+        """The verdict: ok when nothing was recorded; ``warnings`` never change it."""
+        return ValidationResult(
+            ok=self.count == 0,
+            errors=self.messages(),
+            lines=lines,
+            warnings=warnings.messages() if warnings is not None else (),
+        )
