@@ -117,8 +117,10 @@ def validate_content(
             pass
     elif check == "fine-tune":
         for number, record in reader:
-            _add_all(errors, number, check_finetune_record(record, noted))
-            _add_all(warnings, number, noted)
+            problems = check_finetune_record(record, noted)
+            if problems or noted:  # the common record has neither: no call for it
+                _add_all(errors, number, problems)
+                _add_all(warnings, number, noted)
     else:
         batch = BatchCheck(batch_endpoint)
         for number, record in reader:

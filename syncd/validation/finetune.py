@@ -74,9 +74,6 @@ _CHUNK_FIELDS: dict[str, tuple[str, ...]] = {
     "thinking": ("thinking", "closed"),
 }
 
-#: Roles of the messages that need no look beyond their string content.
-_PLAIN_ROLES = frozenset({"user", "assistant"})
-
 _DOCS_TOOLS = 'Mistral\'s docs define every called function in a top-level "tools" list'
 
 
@@ -212,27 +209,33 @@ class _ConversationCheck:
         # [MF] "tools" and "available_tools" exclude each other.
         if "tools" in record and "available_tools" in record:
             return ['has both "tools" and "available_tools"; use one of them']
-        self._tools()
-        self.system_prompt = self._system_prompt(record.get("system_prompt"), "system_prompt")
+        if "tools" in record or "available_tools" in record:
+            self._tools()
+        if record.get("system_prompt") is not None:
+            self.system_prompt = self._system_prompt(record["system_prompt"], "system_prompt")
         built: list[_Message] = []
+        append = built.append
         for number, message in enumerate(messages, 1):
-            # The common message, {"role": "user" or "assistant", "content": "..."}, needs no
-            # further look.
-            if (
-                type(message) is dict
-                and len(message) == 2
-                and type(message.get("content")) is str
-                and message.get("role") in _PLAIN_ROLES
+            # The common message, {"role": "user" or "assistant", "content": "..."} (maybe
+            # with a weight of 0 or 1), needs no further look: this loop runs for every message
+            # of every record of a file.
+            if type(message) is dict and (
+                len(message) == 2 or (len(message) == 3 and message.get("weight", 2) in (0, 1))
             ):
-                built.append((message["role"], number, message["content"], None))
-                continue
+                role = message.get("role")
+                content = message.get("content")
+                if type(content) is str and (role == "user" or role == "assistant"):
+                    append((role, number, content, None))
+                    continue
             built_message = self._message(number, message)
             if built_message is not None:
-                built.append(built_message)
+                append(built_message)
         if not self.problems:
             self._structure(built, key)
-            self._only_last()
-            self._warn_undefined_calls()
+            if "only_last" in record:
+                self._only_last()
+            if self.called:
+                self._warn_undefined_calls()
         return self.problems
 
     # -- top-level keys ----------------------------------------------------------------------
