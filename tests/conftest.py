@@ -2,19 +2,27 @@
 
 ``emulator`` is ready-made (API key ``"test-key"``); ``make_emulator`` builds more, with option
 overrides and optionally a given data dir (to test restarts). Every server is stopped at teardown.
+
+PostgreSQL: ``postgres_cluster`` is one throwaway cluster for the whole session, started the
+first time a test asks for it (:mod:`tests.postgres_cluster`); ``postgres_url`` is a fresh
+empty database in it per test; ``db_url`` runs a test once on SQLite and once on PostgreSQL,
+and ``engine_store`` is a migrated store on it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from syncd.emulator import EmulatorOptions, EmulatorServer
 from syncd.store import Store, open_store
 from tests.daemon_process import DaemonProcess
+
+if TYPE_CHECKING:  # imported when a test first asks for PostgreSQL: psycopg takes 0.2 s to load
+    from tests.postgres_cluster import PostgresCluster
 
 TEST_API_KEY = "test-key"
 
@@ -68,5 +76,52 @@ def daemons() -> Iterator[list[DaemonProcess]]:
 def store(tmp_path: Path) -> Iterator[Store]:
     """A migrated state store in a real SQLite file under the test's tmp dir."""
     opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of the suite's own (initdb, 127.0.0.1, a free port), started on
+    first use and stopped after the last test. Missing server binaries are an error, never a
+    skip: ``.ci/run`` installs them."""
+    from tests.postgres_cluster import PostgresCluster
+
+    cluster = PostgresCluster.create()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: PostgresCluster) -> Iterator[str]:
+    """The SQLAlchemy URL of a fresh, empty PostgreSQL database; dropped after the test.
+
+    A test that stopped the server (``postgres_cluster.kill()``) gets it started again here.
+    """
+    postgres_cluster.ensure_running()
+    name = postgres_cluster.create_database()
+    yield postgres_cluster.url(name)
+    postgres_cluster.ensure_running()
+    postgres_cluster.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], ids=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of an empty state database: a SQLite file in tmp_path, or a PostgreSQL database.
+
+    Tests taking it run once per engine; the PostgreSQL cluster starts only when one does.
+    """
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def engine_store(db_url: str) -> Iterator[Store]:
+    """A migrated state store on each engine of ``db_url``."""
+    opened = open_store(db_url)
     yield opened
     opened.dispose()

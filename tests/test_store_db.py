@@ -1,7 +1,9 @@
 """The state store's database file: creation, permissions, pragmas, and every way it can fail.
 
-All against real SQLite files in tmp dirs. Lock holders run in real subprocesses; the
+Against real SQLite files in tmp dirs. Lock holders run in real subprocesses; the
 read-only cases run one subprocess without the capabilities that let root ignore file modes.
+What is not about the file (transactions, URLs, the pool) runs on PostgreSQL too (``db_url``),
+and a PostgreSQL server stopped under an open store is ridden out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import textwrap
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import event, text
@@ -22,6 +25,9 @@ from syncd.domain import FileStat, LocalState
 from syncd.errors import StoreError
 from syncd.store import Store, connect, open_store, repo
 from tests.reliability_checks import LockHolder
+
+if TYPE_CHECKING:
+    from tests.postgres_cluster import PostgresCluster
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 SHA = "a" * 64
@@ -96,8 +102,9 @@ def test_busy_timeout_is_configurable(tmp_path: Path) -> None:
         opened.dispose()
 
 
-def test_session_commits_on_success_and_rolls_back_on_error(store: Store) -> None:
+def test_session_commits_on_success_and_rolls_back_on_error(engine_store: Store) -> None:
     """A session is one transaction: an exception inside it leaves nothing behind."""
+    store = engine_store
     with pytest.raises(RuntimeError), store.session() as s:
         repo.audit(s, "upload", now=NOW, file_id="file-rolled-back")
         s.flush()
@@ -115,6 +122,17 @@ def test_repr_and_url_never_show_a_password(store: Store) -> None:
     assert "***" in target.display
     assert repr(store) == f"Store(url={store.url!r})"
     assert str(store.path) in store.url
+
+
+def test_a_server_store_shows_its_url_without_the_password(postgres_url: str) -> None:
+    """A PostgreSQL store has no file; its URL is shown with the password masked."""
+    with_password = postgres_url.replace("syncd_test@", "syncd_test:hunter2@")
+    with open_store(with_password) as opened:  # trust auth: the password is not checked
+        add_row(opened)
+        assert opened.path is None
+        assert "hunter2" not in opened.url
+        assert "hunter2" not in repr(opened)
+        assert opened.url == with_password.replace("hunter2", "***")
 
 
 def test_corrupt_database_is_refused_not_recreated(tmp_path: Path) -> None:
@@ -320,12 +338,34 @@ def _connections_opened(store: Store, holders: int, rounds: int) -> int:
     return len(opened)
 
 
-def test_a_pool_sized_for_the_threads_reuses_its_connections(tmp_path: Path) -> None:
+def test_a_pool_sized_for_the_threads_reuses_its_connections(db_url: str) -> None:
     """With ``threads`` covering the sessions held at once, each round reuses the connections
     of the first; with fewer, connections beyond the pool are opened and closed every round."""
-    url = f"sqlite:///{tmp_path / 'state.db'}"
+    url = db_url
     with open_store(url, threads=10) as sized:
         assert _connections_opened(sized, holders=10, rounds=3) <= 10
     with open_store(url, threads=2) as small:
         # At most 2 of the 10 sessions of a round find a pooled connection: 8 new ones a round.
         assert _connections_opened(small, holders=10, rounds=3) >= 3 * 8
+
+
+def test_a_postgresql_restart_under_an_open_store_is_ridden_out(
+    postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
+    """The server crashes (immediate stop) under an open store with pooled connections: while
+    it is down a session is a StoreError naming the database (password masked); once it is
+    back, the next session works on a fresh connection and nothing committed is lost."""
+    with_password = postgres_url.replace("syncd_test@", "syncd_test:hunter2@")
+    with open_store(with_password) as opened:
+        add_row(opened, "before.jsonl")
+        postgres_cluster.kill()
+        try:
+            with pytest.raises(StoreError) as caught:
+                add_row(opened, "while-down.jsonl")
+        finally:
+            postgres_cluster.start()
+        message = str(caught.value)
+        assert opened.url in message
+        assert "hunter2" not in message
+        add_row(opened, "after.jsonl")
+        assert count_rows(opened) == 2

@@ -6,11 +6,13 @@ passed as ``obj``, as the root group stores it.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 from click.testing import CliRunner, Result
 
 from syncd.cli.migrate_cmd import migrate
+from syncd.store import connect
 from syncd.store import migrate as migrations
 
 
@@ -31,15 +33,16 @@ def write_config(tmp_path: Path, database: Path) -> Path:
     return config
 
 
-def test_migrate_url_reports_before_and_after(tmp_path: Path) -> None:
-    """A fresh database is migrated from empty to head; a second run says it is up to date."""
-    database = tmp_path / "state.db"
+def test_migrate_url_reports_before_and_after(db_url: str) -> None:
+    """A fresh database (SQLite file or PostgreSQL) is migrated from empty to head; a second
+    run says it is up to date."""
+    database = connect.parse_target(db_url).display
     head = migrations.head_revision()
-    first = run("--url", f"sqlite:///{database}")
+    first = run("--url", db_url)
     assert first.exit_code == 0, first.output
     assert first.output.strip() == f"migrated {database}: (empty) -> {head}"
-    assert migrations.current_revision(f"sqlite:///{database}") == head
-    second = run("--url", f"sqlite:///{database}")
+    assert migrations.current_revision(db_url) == head
+    second = run("--url", db_url)
     assert second.exit_code == 0, second.output
     assert second.output.strip() == f"{database} is up to date (revision {head})"
 
@@ -72,3 +75,15 @@ def test_unusable_database_exits_1_with_the_reason(tmp_path: Path) -> None:
     assert result.stderr.startswith("error: ")
     assert str(database) in result.stderr
     assert "not a SQLite database" in result.stderr
+
+
+def test_unreachable_server_database_exits_1_without_showing_the_password() -> None:
+    """A PostgreSQL URL where no server listens: exit 1, the URL named with its password masked."""
+    with socket.socket() as probe:  # a port nothing listens on: bound here, never listened to
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        result = run("--url", f"postgresql+psycopg://syncd:hunter2@127.0.0.1:{port}/syncd")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert f"postgresql+psycopg://syncd:***@127.0.0.1:{port}/syncd" in result.stderr
+    assert "hunter2" not in result.output + result.stderr

@@ -1,12 +1,15 @@
-"""The upload queue in the state store: claims, crash recovery, failures and retries."""
+"""The upload queue in the state store: claims, crash recovery, failures and retries.
+
+Every test runs on a real SQLite file and on a real PostgreSQL database (``db_url``).
+"""
 
 from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from syncd.domain import FileStat, LocalState
@@ -21,6 +24,12 @@ SHA = "a" * 64
 
 def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """A migrated store on each engine (overrides the suite's SQLite-only ``store``)."""
+    return engine_store
 
 
 def put(
@@ -97,10 +106,9 @@ def race_claims(stores: list[Store]) -> tuple[list[str], list[str]]:
     return results[0], results[1]
 
 
-def test_concurrent_claims_never_hand_out_a_row_twice(tmp_path: Path) -> None:
+def test_concurrent_claims_never_hand_out_a_row_twice(db_url: str) -> None:
     """Two threads claim disjoint rows, with one shared store or one engine each (processes)."""
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    stores = [open_store(url), open_store(url)]
+    stores = [open_store(db_url), open_store(db_url)]
     try:
         for round_number in range(3):
             names = {f"r{round_number}-{i:03d}.jsonl" for i in range(60)}
@@ -126,12 +134,11 @@ def test_concurrent_claims_never_hand_out_a_row_twice(tmp_path: Path) -> None:
             opened.dispose()
 
 
-def test_a_claim_never_takes_a_row_put_back_meanwhile_with_a_later_retry(tmp_path: Path) -> None:
+def test_a_claim_never_takes_a_row_put_back_meanwhile_with_a_later_retry(db_url: str) -> None:
     """Between one claimer reading the due rows and updating one of them, another claims that
     row, fails and schedules a later retry: the first claim must not take it (it would send
     the file early, and without looking for the failed attempt's upload)."""
-    url = f"sqlite:///{tmp_path / 'state.db'}"
-    first, second = open_store(url), open_store(url)
+    first, second = open_store(db_url), open_store(db_url)
     interfered: list[str] = []
 
     def interfere(*args: Any) -> None:

@@ -1,4 +1,7 @@
-"""Repository functions for local rows, remote files, the audit trail and meta (real SQLite)."""
+"""Repository functions for local rows, remote files, the audit trail and meta.
+
+Every test runs on a real SQLite file and on a real PostgreSQL database (``db_url``).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,12 @@ SHA_C = "c" * 64
 
 def at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def store(engine_store: Store) -> Store:
+    """A migrated store on each engine (overrides the suite's SQLite-only ``store``)."""
+    return engine_store
 
 
 def put(
@@ -281,6 +290,54 @@ class TestLocalRows:
         assert found is not None
         assert found.rel_path == "gone.jsonl"
 
+    def test_fingerprints_stream_in_code_point_order_on_every_engine(self, store: Store) -> None:
+        """The scan merges the stored keys with a sorted walk, so they must come out in Python's
+        string order, whatever the database's collation (PostgreSQL's sorts by language)."""
+        keys = [
+            "a-b.jsonl",
+            "a.b.jsonl",
+            "a/x.jsonl",
+            "a/b-c.jsonl",
+            "a0.jsonl",
+            "B.jsonl",
+            "b.jsonl",
+            "Z.jsonl",
+            "_x.jsonl",
+            " space.jsonl",
+            "\u00e9t\u00e9.jsonl",
+            "e\u0301te\u0301.jsonl",  # the NFD spelling of the key before: another file
+            "\U0001f600/deep.jsonl",
+            "\uffff.jsonl",
+            "line\nbreak.jsonl",
+        ]
+        for index, key in enumerate(keys):
+            put(store, key, stat=FileStat(index, index, index))
+        put(store, "a.jsonl", folder=OTHER)
+        with store.session() as s:
+            streamed = list(repo.iter_fingerprints(s, FOLDER))
+            one_by_one = list(repo.iter_fingerprints(s, FOLDER, batch_rows=1))
+        assert [row[0] for row in streamed] == sorted(keys)
+        assert streamed == one_by_one
+        assert streamed[0] == (" space.jsonl", 9, 9, 9, LocalState.PENDING, SHA_A)
+
+    def test_free_text_with_any_character_is_stored(self, store: Store) -> None:
+        """Errors and warnings may quote what a server or a file said, control characters and
+        all: every one is stored (PostgreSQL text cannot hold NUL, so it is kept visible as
+        ``\\x00`` on every engine) and the row is never left unwritable."""
+        said = "line 1: bad \x00 byte\tand \x1b[31m colour \U0001f600"
+        shown = said.replace("\x00", "\\x00")
+        record = put(store, "a.jsonl", last_error=said, warnings=said)
+        stored = local(store, record.id)
+        assert (stored.last_error, stored.warnings) == (shown, shown)
+        with store.session() as s:
+            repo.record_failure(
+                s, record.id, error=said, next_attempt_at=None, give_up=True, now=at(1)
+            )
+        with store.session() as s:
+            (entry,) = repo.audit_entries(s)
+        assert local(store, record.id).last_error == shown
+        assert entry.detail == f"after 0 attempt(s): {shown}"
+
 
 class TestCounts:
     def test_state_counts_list_local_and_totals(self, store: Store) -> None:
@@ -496,6 +553,73 @@ class TestRemoteFiles:
             assert repo.remote_files(s, folder=FOLDER) == []
             assert repo.remote_ids_with_filename(s, "x.jsonl") == {"file-1", "file-2"}
             assert repo.remote_ids_with_filename(s, "y.jsonl") == set()
+
+    def test_lineage_streams_every_upload_in_upload_order(self, store: Store) -> None:
+        """iter_remote_files yields every recorded upload, deleted ones too, oldest first,
+        through one cursor whatever the batch size."""
+        first = put(store, "a.jsonl")
+        second = put(store, "b.jsonl", folder=OTHER)
+        upload(store, second.id, "file-2", now=at(2))
+        upload(store, first.id, "file-1", now=at(1))
+        put(store, "a.jsonl", sha256=SHA_B, reset_attempts=True)
+        upload(store, first.id, "file-3", sha256=SHA_B, now=at(3))
+        with store.session() as s:
+            repo.record_remote_deleted(s, "file-1", reason="retention", now=at(4))
+        with store.session() as s:
+            streamed = list(repo.iter_remote_files(s))
+            one_by_one = [r.file_id for r in repo.iter_remote_files(s, batch_rows=1)]
+        assert [r.file_id for r in streamed] == one_by_one == ["file-1", "file-2", "file-3"]
+        assert [r.uploaded_at for r in streamed] == [at(1), at(2), at(3)]
+        assert streamed[0].deleted_at == at(4)
+
+    def test_retention_reads_aged_files_with_their_holders(self, store: Store) -> None:
+        """Live remote files of a folder created before a time, oldest first, each with the
+        (state, sha256) of the rows pointing at it; deleted and younger files are left out."""
+        old = put(store, "old.jsonl")
+        young = put(store, "young.jsonl")
+        upload(store, old.id, "file-old", now=T0)
+        upload(store, young.id, "file-young", now=at(60))
+        put(store, "old.jsonl", sha256=SHA_B, state=LocalState.PENDING)
+        with store.session() as s:
+            (aged,) = repo.aged_remote_files(s, FOLDER, created_before=at(30))
+            assert repo.aged_remote_files(s, OTHER, created_before=at(90)) == []
+            assert [
+                h.remote.file_id for h in repo.aged_remote_files(s, FOLDER, created_before=at(90))
+            ] == [
+                "file-old",
+                "file-young",
+            ]
+            assert repo.local_row_count(s, FOLDER) == 2
+            holding = repo.remote_holding(s, "file-young")
+            repo.record_remote_deleted(s, "file-old", reason="retention", now=at(90))
+            assert repo.remote_holding(s, "file-old") is None
+            assert repo.aged_remote_files(s, FOLDER, created_before=at(30)) == []
+        assert aged.remote.file_id == "file-old"
+        assert aged.holders == ((LocalState.PENDING, SHA_B),)
+        assert holding is not None
+        assert holding.holders == ((LocalState.UPLOADED, SHA_A),)
+
+    def test_a_vanished_remote_file_queues_its_holders_again(self, store: Store) -> None:
+        """A live file that the remote lost is recorded deleted (reason and audit line), and the
+        rows it held go back to pending with fresh attempts; only once."""
+        record = put(store, "a.jsonl")
+        upload(store, record.id, "file-1", now=T0)
+        late = put(store, "late.jsonl")
+        upload(store, late.id, "file-late", now=at(10))
+        with store.session() as s:
+            assert repo.live_remote_ids(s, uploaded_before=at(5)) == {"file-1"}
+            assert repo.record_vanished(s, "file-1", now=at(20)) == 1
+            assert repo.record_vanished(s, "file-1", now=at(21)) == 0
+            assert repo.record_vanished(s, "never-recorded", now=at(21)) == 0
+            assert repo.live_remote_ids(s, uploaded_before=at(30)) == {"file-late"}
+            (line,) = repo.audit_entries(s, action=repo.VANISHED_REASON)
+        again = local(store, record.id)
+        assert (again.state, again.attempts, again.next_attempt_at) == (
+            LocalState.PENDING,
+            0,
+            None,
+        )
+        assert line.file_id == "file-1"
 
 
 class TestAuditAndMeta:
