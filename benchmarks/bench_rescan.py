@@ -32,7 +32,8 @@ def run(ctx: BenchContext) -> dict[str, object]:
     try:
         with EmulatorProcess(ctx.python, tree.emulator_data) as emulator:
             setup = tree.configure(emulator.url)
-            spec = folder_spec(load_config(setup.config).folders[0])
+            config = load_config(setup.config)
+            spec = folder_spec(config.folders[0], config.node.name)
             store = open_store(f"sqlite:///{setup.state_db}")
             try:
                 pipeline = Pipeline(store)

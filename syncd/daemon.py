@@ -9,9 +9,15 @@ The main thread only ticks: it handles signal flags, pings the systemd watchdog 
 STATUS=. Work happens in the watcher, settler, dispatcher, upload and scheduler threads.
 
 A state store that fails while running (locked by another process past the busy timeout, a
-full disk) stops no thread: status refreshes skip a beat, a rescan is tried again shortly, a
-settled path is looked at again, and the uploader waits to write its outcomes. Only a store that
+full disk, a PostgreSQL server restarting or down for minutes) stops no thread: the heartbeat
+and the status tick probe it, and while it does not answer the daemon reports degraded (see
+:mod:`syncd.fleet_runtime`), the uploader waits to write its outcomes, and rescans and settled
+paths wait for it instead of retrying on their own; once it answers again, the daemon rescans.
+A failure too short for the probes to notice is retried shortly, as before. Only a store that
 cannot be opened at start ends the daemon (exit 1, the message names the file and the cause).
+
+Every ``[node] heartbeat`` the node records itself in the store and takes over the upload
+claims of silent nodes in its folders (fleet mode; :class:`~syncd.fleet_runtime.FleetRuntime`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,11 @@ from syncd.config import Config, load_config
 from syncd.connection import connect
 from syncd.engine import Engine, folder_specs
 from syncd.errors import ConfigError, LocalFileError, StoreError
+from syncd.fleet_runtime import (
+    FleetRuntime,
+    NodeSnapshot,
+    StateDatabaseMonitor,
+)
 from syncd.metrics import Metrics, MetricsServer
 from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.paths import to_key
@@ -89,7 +100,7 @@ class Daemon:
         self._grace = grace
         self._notifier = SystemdNotifier(self._environ.get("NOTIFY_SOCKET", ""))
         self._watchdog_every = watchdog_interval(self._environ)
-        self._metrics = Metrics()
+        self._metrics = Metrics(node=config.node.name)
         self._should_exit = threading.Event()
         self._should_reload = threading.Event()
         self._signals_seen = 0
@@ -104,11 +115,19 @@ class Daemon:
         self._debounce_lock = threading.Condition()
         self._last_good_rescan: datetime | None = None
         self._overflows_counted = 0
+        self._started_at = datetime.now(UTC)
+        #: This node's queue depth as the status tick last read it (None: not read yet).
+        self._queue_depth: int | None = None
+        #: Whether the rescan once the state database is back (it always runs) must also list
+        #: the remote: a scheduled rescan was refused before it could.
+        self._rescan_owes_remote = False
         # Set in run():
         self._engine: Engine | None = None
         self._watcher: Watcher | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._retention: ScheduledRetention | None = None
+        self._database: StateDatabaseMonitor | None = None
+        self._fleet: FleetRuntime | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -117,6 +136,10 @@ class Daemon:
             stack.enter_context(self._signal_handlers())
             store = open_store(self._config.state.database_url, threads=self._config.store_threads)
             stack.callback(store.dispose)
+            self._database = StateDatabaseMonitor(
+                str(store.path) if store.path else store.url,
+                on_recovered=self._database_recovered,
+            )
             connection = stack.enter_context(connect(self._config, self._environ))
             engine = Engine(
                 self._config,
@@ -129,6 +152,15 @@ class Daemon:
             # Reads self._config at every run, so SIGHUP's new ages apply from the next run.
             self._retention = ScheduledRetention(
                 store, connection.client, lambda: retention_settings(self._config)
+            )
+            self._fleet = FleetRuntime(
+                store,
+                node=self._config.node.name,
+                lease=self._config.node.lease,
+                snapshot=self._node_snapshot,
+                monitor=self._database,
+                on_taken_over=lambda _count: engine.uploader.wake(),
+                started_at=self._started_at,
             )
             recovered = engine.uploader.recover()
             engine.retry_failed()
@@ -156,7 +188,9 @@ class Daemon:
                 folders=len(engine.folders()),
                 server_url=connection.server_url,
                 recovered_intents=recovered,
+                node=self._config.node.name,
             )
+            self._refresh_status(notify=False)
             self._notifier.ready(self._status_line())
             self._main_loop()
             self._notifier.stopping()
@@ -182,14 +216,22 @@ class Daemon:
                 self._notifier.watchdog()
                 last_ping = now
             if now - last_status >= _STATUS_EVERY:
-                try:
-                    # One read of the queue depth serves the gauges and STATUS= alike.
-                    self._notifier.status(self._status_line(self._update_gauges()))
-                except StoreError as exc:
-                    # Locked or full for now: the next tick tries again; nothing is lost.
-                    self._last_error = str(exc)
-                    log.warning("store_unavailable", error=str(exc))
+                self._refresh_status()
                 last_status = now
+
+    def _refresh_status(self, *, notify: bool = True) -> None:
+        """The status tick: gauges and STATUS= from one read of the store, which doubles as a
+        probe of the state database (a failure is the monitor's to report; nothing is lost)."""
+        assert self._database is not None
+        try:
+            self._queue_depth = self._update_gauges()
+        except StoreError as exc:
+            self._database.failed(exc)
+        else:
+            self._database.succeeded()
+        self._metrics.degraded.set(0 if self._health()[0] else 1)
+        if notify:
+            self._notifier.status(self._status_line())
 
     def _count_overflows(self) -> None:
         if self._watcher is None:
@@ -199,42 +241,64 @@ class Daemon:
             self._metrics.watcher_overflows_total.inc(seen - self._overflows_counted)
             self._overflows_counted = seen
 
-    def _status_line(self, queued: int | None = None) -> str:
+    def _status_line(self) -> str:
+        """STATUS=: never reads the store (the last tick's queue depth; ``?`` before one)."""
         engine = self._engine
         if engine is None:
             return "starting"
-        if queued is None:
-            with engine.store.session() as s:
-                queued = repo.pending_count(s)
+        queued = "?" if self._queue_depth is None else str(self._queue_depth)
         parts = [f"queue={queued}", f"uploading={engine.uploader.inflight}"]
+        database_down = self._database.down_for() if self._database else None
+        if database_down is not None:
+            parts.append(f"state_database_unavailable_for={database_down:.0f}s")
         down_for = engine.uploader.gate.down_for()
         if down_for is not None:
             parts.append(f"api_unavailable_for={down_for:.0f}s")
         if self._degraded:
             parts.append(f"degraded={','.join(sorted(self._degraded))}")
-        if self._last_error:
-            parts.append(f"last_error={self._last_error[:200]}")
+        problem = self._database.problem() if self._database else None
+        last_error = problem or self._last_error
+        if last_error:
+            parts.append(f"last_error={last_error[:200]}")
         return " ".join(parts)
 
     def _update_gauges(self) -> int | None:
-        """Refresh the store-derived gauges; return the queue depth they read."""
+        """Refresh the store-derived gauges; return this node's queue depth they read."""
         engine = self._engine
         if engine is None:
             return None
         names = {key: spec.name for key, spec in engine.folders().items()}
         with engine.store.session() as s:
             counts = repo.state_counts(s)
-            queued = repo.pending_count(s)
-            oldest = repo.oldest_unsynced_since(s)
+            oldest = repo.oldest_unsynced_by_folder(s, names)
+        queued = 0
         for key, by_state in counts.items():
             if key in names:
                 for state, n in by_state.items():
                     self._metrics.files.labels(folder=names[key], state=state).set(n)
+                queued += by_state.get("pending", 0) + by_state.get("uploading", 0)
+        # This node's folders only: in a fleet, the store also holds other nodes' queues.
         self._metrics.queue_depth.set(queued)
-        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        since = min(oldest.values(), default=None)
+        age = (datetime.now(UTC) - since).total_seconds() if since else 0.0
         self._metrics.oldest_unsynced_age_seconds.set(max(age, 0.0))
-        self._metrics.degraded.set(1 if self._degraded else 0)
         return queued
+
+    def _node_snapshot(self) -> NodeSnapshot:
+        """What this node's heartbeat records besides the time: folders, queue, problems."""
+        assert self._engine is not None
+        problems: list[str] = []
+        down_for = self._engine.uploader.gate.down_for()
+        if down_for is not None:
+            error = self._engine.uploader.gate.last_error
+            problems.append(f"API unavailable for {down_for:.0f}s: {error}"[:500])
+        with self._degraded_lock:
+            problems.extend(f"{n}: {d.reason}"[:500] for n, d in sorted(self._degraded.items()))
+        return NodeSnapshot(
+            folders=tuple(self._engine.folders()),
+            queue_depth=self._queue_depth,
+            problems=tuple(problems),
+        )
 
     # -- signals --------------------------------------------------------------------------------
 
@@ -319,8 +383,12 @@ class Daemon:
         except LocalFileError as exc:
             self._folder_degraded(spec.name, str(exc))
         except StoreError as exc:
-            # Not judged yet: look at the path again once it has settled anew.
             self._last_error = str(exc)
+            if self._owe_rescan_while_database_down(with_remote=False):
+                # The database is down: the rescan once it is back looks at this path.
+                log.debug("store_unavailable", folder=spec.name, path=rel_path, error=str(exc))
+                return
+            # Not judged yet: look at the path again once it has settled anew.
             log.warning("store_unavailable", folder=spec.name, path=rel_path, error=str(exc))
             self._retouch(spec, rel_path)
         except Exception as exc:
@@ -392,6 +460,16 @@ class Daemon:
             max_instances=1,
             coalesce=True,
         )
+        # The first beat now: `syncd nodes` lists the node as soon as it runs.
+        scheduler.add_job(
+            self._heartbeat,
+            "interval",
+            seconds=self._config.node.heartbeat.total_seconds(),
+            id="heartbeat",
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
         if self._retention is not None:
             # Never overlapping itself: a slow run makes the next one wait, never run twice.
             scheduler.add_job(
@@ -403,6 +481,36 @@ class Daemon:
             )
         scheduler.start()
         return scheduler
+
+    def _heartbeat(self) -> None:
+        assert self._fleet is not None
+        self._fleet.beat()  # never raises: a failure is logged and marks the database down
+
+    def _owe_rescan_while_database_down(self, *, with_remote: bool) -> bool:
+        """While the state database is down, remember to rescan once it is back (True);
+        False when it is not known to be down (then the caller retries on its own)."""
+        if self._database is None or not self._database.is_down:
+            return False
+        with self._degraded_lock:
+            self._rescan_owes_remote = self._rescan_owes_remote or with_remote
+        return True
+
+    def _database_recovered(self) -> None:
+        """The state database answers again: upload what waited, rescan what was missed."""
+        assert self._engine is not None
+        self._engine.uploader.wake()
+        with self._degraded_lock:
+            with_remote, self._rescan_owes_remote = self._rescan_owes_remote, False
+        if self._scheduler is not None and not self._should_exit.is_set():
+            # Events seen while it was down could not be recorded: a rescan finds their files.
+            self._scheduler.add_job(
+                self._rescan_all,
+                "date",
+                run_date=datetime.now(UTC),
+                kwargs={"with_remote": with_remote},
+                id="rescan-recovery",
+                replace_existing=True,
+            )
 
     def _run_retention(self) -> None:
         assert self._retention is not None and self._engine is not None
@@ -423,6 +531,9 @@ class Daemon:
             summaries, errors = self._engine.scan_all(stop=self._should_exit)
         except StoreError as exc:
             self._last_error = str(exc)
+            if self._owe_rescan_while_database_down(with_remote=with_remote and remote is None):
+                log.warning("rescan_postponed", error=str(exc), until="state_database_recovered")
+                return
             retry_in = min(_RESCAN_RETRY, self._config.watch.rescan_interval.total_seconds())
             log.warning("rescan_postponed", error=str(exc), retry_in_s=retry_in)
             if self._scheduler is not None and not self._should_exit.is_set():
@@ -465,6 +576,10 @@ class Daemon:
             self._last_error = f"reload rejected: {exc}"
             self._notifier.ready(self._status_line())
             return
+        if new.node != self._config.node:
+            # The node's name is in its folders' keys and its claims: a restart changes it.
+            log.warning("reload_partial", error="[node] changes need a restart")
+            new = new.model_copy(update={"node": self._config.node})
         old_specs = self._engine.folders()
         new_specs = folder_specs(new)
         self._engine.set_folders(new_specs)
@@ -505,6 +620,11 @@ class Daemon:
                 self._engine.pipeline.scan(spec)
             except LocalFileError as exc:
                 self._folder_degraded(spec.name, str(exc))
+            except StoreError as exc:
+                self._last_error = str(exc)
+                if not self._owe_rescan_while_database_down(with_remote=False):
+                    # A short failure: the next scheduled rescan looks at the folder again.
+                    log.warning("rescan_postponed", folder=spec.name, error=str(exc))
 
     # -- metrics and uploads --------------------------------------------------------------------
 
@@ -519,10 +639,14 @@ class Daemon:
         log.info("metrics_listening", listen=f"{host}:{server.port}")
 
     def _health(self) -> tuple[bool, str]:
+        reasons: list[str] = []
+        problem = self._database.problem() if self._database else None
+        if problem is not None:
+            reasons.append(problem)
         with self._degraded_lock:
-            if self._degraded:
-                reasons = "; ".join(f"{n}: {d.reason}" for n, d in sorted(self._degraded.items()))
-                return False, f"degraded: {reasons}"
+            reasons.extend(f"{n}: {d.reason}" for n, d in sorted(self._degraded.items()))
+        if reasons:
+            return False, f"degraded: {'; '.join(reasons)}"
         return True, "ok"
 
     def _upload_finished(self, event: UploadEvent) -> None:

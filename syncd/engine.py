@@ -28,7 +28,7 @@ __all__ = ["Engine", "SyncReport", "folder_spec", "folder_specs"]
 log = structlog.get_logger(__name__)
 
 
-def folder_spec(folder: FolderConfig) -> FolderSpec:
+def folder_spec(folder: FolderConfig, node: str) -> FolderSpec:
     return FolderSpec(
         name=folder.name,
         root=folder.path,
@@ -37,12 +37,26 @@ def folder_spec(folder: FolderConfig) -> FolderSpec:
         validate=folder.validation,
         on_change=folder.on_change,
         batch_endpoint=folder.batch_endpoint,
+        node=node,
+        shared_id=folder.id if folder.shared else None,
     )
 
 
+def adopt_legacy_keys(store: Store, specs: dict[str, FolderSpec]) -> int:
+    """Re-key the rows of stores written before fleet mode (keyed by path) to ``specs``' keys;
+    returns how many local rows moved (0 once done)."""
+    with store.session() as s:
+        moved = repo.adopt_legacy_folder_keys(
+            s, {spec.legacy_key: spec.key for spec in specs.values()}
+        )
+    if moved:
+        log.info("folder_rows_rekeyed", rows=moved, folders=[s.name for s in specs.values()])
+    return moved
+
+
 def folder_specs(config: Config) -> dict[str, FolderSpec]:
-    """Configured folders keyed by their store identity (absolute path)."""
-    specs = (folder_spec(f) for f in config.folders)
+    """Configured folders keyed by their store identity (``<node>:<path>`` or ``shared:<id>``)."""
+    specs = (folder_spec(f, config.node.name) for f in config.folders)
     return {spec.key: spec for spec in specs}
 
 
@@ -103,6 +117,7 @@ class Engine:
                 concurrency=config.api.concurrency,
                 max_attempts=config.api.max_attempts,
                 retry_policy=DEFAULT_RETRY_POLICY,
+                node=config.node.name,
             ),
             on_event=on_upload,
             on_changed=on_unstable,
@@ -111,6 +126,7 @@ class Engine:
         self.pipeline = Pipeline(
             store, on_pending=self.uploader.wake, on_hashed=on_hashed, on_unstable=on_unstable
         )
+        adopt_legacy_keys(store, self._folders)
 
     def folders(self) -> dict[str, FolderSpec]:
         with self._folders_lock:

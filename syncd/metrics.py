@@ -47,7 +47,7 @@ class Metrics:
     folder="train", purpose="fine-tune", outcome="uploaded").inc()``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, node: str | None = None) -> None:
         self.registry = CollectorRegistry()
         self._file_states: dict[str, set[str]] = {}
         r = self.registry
@@ -110,6 +110,14 @@ class Metrics:
         )
         self.build_info = Info("syncd_build", "syncd build information", registry=r)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
+        # The node's name as an info metric (syncd_node_info{node="gpu-3"} 1), not as a label
+        # on every series: each daemon is its own scrape target, so its series are told apart
+        # by the target's labels already; a constant label on all of them would only repeat
+        # it, and a dashboard that wants names joins on the target:
+        # `syncd_queue_depth * on(instance) group_left(node) syncd_node_info`.
+        self.node_info = Info("syncd_node", "This syncd's node name (fleet mode)", registry=r)
+        if node is not None:
+            self.node_info.info({"node": node})
         # Memory, CPU and open files of the daemon itself (state growth on huge trees).
         ProcessCollector(registry=r)
 

@@ -62,10 +62,26 @@ class FolderSpec:
     on_change: str = "replace"
     batch_endpoint: str | None = None
     """Batch folders: the endpoint their jobs run, which bodies are checked against."""
+    node: str = ""
+    """The node this folder belongs to; empty: the store's keys of a single host (by path)."""
+    shared_id: str | None = None
+    """A shared folder's ``id``: the same rows for every node that mounts it."""
 
     @property
     def key(self) -> str:
-        """The folder's identity in the state store: its absolute path."""
+        """The folder's identity in the state store.
+
+        ``shared:<id>`` for a shared folder (whatever its mount path on each node),
+        ``<node>:<absolute path>`` for a node's own folder (two hosts with the same path keep
+        apart), the bare path without a node (single-host stores before fleet mode).
+        """
+        if self.shared_id is not None:
+            return f"shared:{self.shared_id}"
+        return f"{self.node}:{self.root}" if self.node else str(self.root)
+
+    @property
+    def legacy_key(self) -> str:
+        """The key of this folder's rows in stores written before fleet mode: its path."""
         return str(self.root)
 
 
@@ -138,6 +154,18 @@ class Pipeline:
         for problem, stored in found.problems:
             self._record_problem(folder, problem, stored)
         vanished = found.vanished
+        if folder.shared_id is not None and vanished and summary.files == 0:
+            # A share that shows no file at all on this node is not mounted here (an NFS
+            # mount point is an empty directory): its files are not gone, and the nodes that
+            # see them keep them synced. Nothing is marked missing from this node's view.
+            log.warning(
+                "shared_folder_empty",
+                folder=folder.name,
+                path=str(folder.root),
+                known_files=len(vanished),
+                hint="is the share mounted on this node?",
+            )
+            vanished = {}
         changed = self._apply_renames(folder, found.changed, vanished, summary)
         self._judge_all(folder, changed, summary)
         if vanished:
@@ -371,6 +399,7 @@ class Pipeline:
             last_error=detail,
             warnings=warnings,
             reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
+            keep_settled=True,
             now=now,
         )
         if verdict.outcome is plan.Outcome.REUSE and remote is not None:

@@ -12,10 +12,10 @@ from enum import StrEnum
 
 from syncd.domain import FileStat, LocalState
 
-__all__ = ["Outcome", "Verdict", "decide_content", "needs_hash"]
+__all__ = ["SETTLED_STATES", "Outcome", "Verdict", "decide_content", "needs_hash"]
 
 #: States whose content has been judged; a same-stat file in these needs no new look.
-_SETTLED = frozenset(
+SETTLED_STATES = frozenset(
     {
         LocalState.PENDING,
         LocalState.UPLOADING,
@@ -40,7 +40,7 @@ def needs_hash(
     """
     if stored_stat is None or stored_state is None or stored_sha256 is None:
         return True
-    if stored_state not in _SETTLED:
+    if stored_state not in SETTLED_STATES:
         return True
     return stored_stat != stat
 
@@ -77,7 +77,7 @@ def decide_content(
     again. A file that was only unstable or missing is judged afresh; when it comes back with
     bytes already on the remote, the lookup for ``remote_has_content`` turns that into a reuse.
     """
-    if stored_sha256 == sha256 and stored_state in _SETTLED:
+    if stored_sha256 == sha256 and stored_state in SETTLED_STATES:
         return Verdict(Outcome.UNCHANGED, stored_state)
     if not is_valid:
         return Verdict(Outcome.QUARANTINE, LocalState.QUARANTINED)

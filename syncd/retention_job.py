@@ -7,25 +7,36 @@ list cannot be read, nothing is deleted. Each file is checked again just before 
 may have become current again), a 404 counts as deleted, and every deletion is recorded with its
 reason, which also moves the rows that held the file to ``expired``.
 
+Retention never runs on two nodes at once for a folder: on PostgreSQL a run holds a session
+advisory lock per folder (:func:`retention_lock_key`) from planning to its last delete, and a
+folder whose lock another node (or ``syncd cleanup``) holds is left alone this round, with a
+``retention_folder_busy`` line. Each node's guards then hold as before: the folder's root is
+checked where the run takes place. SQLite needs no lock: one host, and the daemon never
+overlaps its own runs.
+
 :class:`ScheduledRetention` is the daemon's job: it runs, logs and never raises.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import structlog
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError
 
 from syncd import retention
 from syncd.api import Mistral
 from syncd.errors import ApiError, NotFoundError, SyncdError
 from syncd.retention import Candidate, Deletion, FolderPolicy, RetentionPlan
-from syncd.store import Store, repo
+from syncd.store import Store, diagnosis, repo
 from syncd.store.retention_queries import RemoteHolding
 
 __all__ = [
@@ -35,6 +46,7 @@ __all__ = [
     "active_job_file_ids",
     "folder_block_reason",
     "log_result",
+    "retention_lock_key",
     "run_retention",
 ]
 
@@ -46,15 +58,21 @@ class RetentionSettings:
     """Everything a run needs from the configuration, as plain values."""
 
     policies: Mapping[str, FolderPolicy]
-    """folder key (absolute path) -> policy; folders without retention are left out."""
+    """folder key -> policy; folders without retention are left out."""
     dry_run: bool = False
     max_deletes: int = 100
     names: Mapping[str, str] = field(default_factory=dict)
     """folder key -> display name, for logs and tables."""
+    roots: Mapping[str, Path] = field(default_factory=dict)
+    """folder key -> the folder's path on this node (default: the key itself, a path)."""
 
     def name_of(self, folder: str) -> str:
         """The folder's display name (its key when it has none)."""
         return self.names.get(folder, folder)
+
+    def path_of(self, folder: str) -> str:
+        """Where the folder is on this node (its key when unknown)."""
+        return str(self.roots.get(folder, folder))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +91,8 @@ class RetentionResult:
     """No longer due when their turn came (current again, or deleted meanwhile)."""
     jobs_error: str | None = None
     """Why the job lists could not be read (the run then deletes nothing)."""
+    busy: tuple[str, ...] = ()
+    """Folders left alone this run: another node (or process) was running retention on them."""
 
     @property
     def is_clean(self) -> bool:
@@ -89,10 +109,33 @@ def run_retention(
 ) -> RetentionResult:
     """Plan one run at ``now`` and, unless ``settings.dry_run``, carry it out.
 
+    On PostgreSQL each folder is locked for the run first; folders another run holds are
+    skipped (``busy``).
+
     Raises:
         StoreError: the state store failed (nothing after the failure was done).
     """
-    policies = {k: p for k, p in settings.policies.items() if p.max_age is not None}
+    wanted = {k: p for k, p in settings.policies.items() if p.max_age is not None}
+    with _retention_locks(store, wanted) as (held, busy):
+        for folder in busy:
+            log.info(
+                "retention_folder_busy",
+                folder=settings.name_of(folder),
+                error="another node is running retention on this folder; skipped this round",
+            )
+        policies = {k: p for k, p in wanted.items() if k in held}
+        result = _run_locked(store, client, settings, policies, now=now)
+    return replace(result, busy=tuple(busy))
+
+
+def _run_locked(
+    store: Store,
+    client: Mistral,
+    settings: RetentionSettings,
+    policies: Mapping[str, FolderPolicy],
+    *,
+    now: datetime,
+) -> RetentionResult:
     candidates: list[Candidate] = []
     blocked: dict[str, str] = {}
     for folder, policy in policies.items():
@@ -102,7 +145,7 @@ def run_retention(
             known = repo.local_row_count(s, folder) if aged else 0
         if not aged:
             continue
-        reason = folder_block_reason(Path(folder), known)
+        reason = folder_block_reason(settings.roots.get(folder, Path(folder)), known)
         if reason is not None:
             blocked[folder] = reason
             continue
@@ -175,6 +218,63 @@ def _carry_out(
         skipped=tuple(skipped),
         jobs_error=jobs_error,
     )
+
+
+def retention_lock_key(folder: str) -> int:
+    """The PostgreSQL advisory lock key of retention on ``folder``: a stable signed 64-bit hash
+    of its store key (the same on every node and in every Python process)."""
+    digest = hashlib.blake2b(f"syncd-retention\0{folder}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+
+
+@contextmanager
+def _retention_locks(
+    store: Store, folders: Collection[str]
+) -> Iterator[tuple[list[str], list[str]]]:
+    """Lock retention on each of ``folders`` for the block: yields (held, busy).
+
+    PostgreSQL: a session advisory lock per folder on a connection of its own, kept for the
+    whole run (its transaction is ended at once, so nothing stays "idle in transaction" while
+    the API is asked). If the connection dies, the server drops the locks with it. Elsewhere
+    (SQLite, one host) every folder is held.
+
+    Raises:
+        StoreError: the locks could not be asked for.
+    """
+    if store.engine.dialect.name != "postgresql" or not folders:
+        yield list(folders), []
+        return
+    with diagnosis.translated(store.url, busy_timeout_ms=store.busy_timeout_ms):
+        connection = store.engine.connect()
+    held: list[str] = []
+    busy: list[str] = []
+    try:
+        with diagnosis.translated(store.url, busy_timeout_ms=store.busy_timeout_ms):
+            for folder in folders:
+                got = connection.scalar(_TRY_LOCK, {"key": retention_lock_key(folder)})
+                (held if got else busy).append(folder)
+            connection.commit()
+        yield held, busy
+    finally:
+        _unlock(connection, held)
+
+
+def _unlock(connection: Connection, held: Collection[str]) -> None:
+    try:
+        for folder in held:
+            connection.execute(_UNLOCK, {"key": retention_lock_key(folder)})
+        connection.commit()
+    except DBAPIError as exc:
+        # A lock must never go back to the pool with its connection: drop the connection
+        # (the server releases a dead session's locks itself).
+        log.warning("retention_unlock_failed", error=str(exc.orig or exc))
+        connection.invalidate()
+    finally:
+        connection.close()
 
 
 def _candidate(holding: RemoteHolding) -> Candidate:

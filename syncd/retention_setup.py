@@ -12,6 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config import Config, RetentionConfig
+from syncd.engine import folder_spec
 from syncd.retention import FolderPolicy
 from syncd.retention_job import RetentionSettings
 
@@ -19,18 +20,19 @@ __all__ = ["retention_settings", "retention_trigger"]
 
 
 def retention_settings(config: Config) -> RetentionSettings:
-    """Policies keyed by folder (its absolute path, as the store knows it), plus the guards."""
+    """Policies keyed by folder (its key in the store), plus the guards."""
+    keyed = [(folder_spec(folder, config.node.name).key, folder) for folder in config.folders]
     return RetentionSettings(
         policies={
-            str(folder.path): FolderPolicy(
-                max_age=folder.retention, keep_current=folder.keep_current
-            )
-            for folder in config.folders
+            key: FolderPolicy(max_age=folder.retention, keep_current=folder.keep_current)
+            for key, folder in keyed
             if folder.retention is not None
         },
         dry_run=config.retention.dry_run,
         max_deletes=config.retention.max_deletes_per_run,
-        names={str(folder.path): folder.name for folder in config.folders},
+        names={key: folder.name for key, folder in keyed},
+        # The unmounted guard looks at the folder where this node mounts it.
+        roots={key: folder.path for key, folder in keyed},
     )
 
 

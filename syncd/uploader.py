@@ -88,6 +88,8 @@ _STORE_RETRY_FIRST = 0.5
 _STORE_RETRY_MAX = 10.0
 #: How soon the dispatcher claims again after the store refused a claim.
 _DISPATCH_RETRY = 1.0
+#: Longest pause between two tries of a store that keeps failing.
+_DISPATCH_RETRY_MAX = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +99,8 @@ class UploadSettings:
     retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY
     idle_wait: float = 5.0
     """Longest the dispatcher sleeps when nothing is due (the doorbell usually wakes it first)."""
+    node: str | None = None
+    """This node's name: its claims carry it, and a restart puts back only its own (fleet)."""
 
     @property
     def outage_patience(self) -> float:
@@ -172,7 +176,7 @@ class Uploader:
     def recover(self) -> int:
         """After a restart: intents left by a crash go back to the queue, marked for adoption."""
         with self._store.session() as s:
-            return repo.reset_inflight(s, now=self._clock())
+            return repo.reset_inflight(s, now=self._clock(), node=self._settings.node)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="syncd-dispatch", daemon=True)
@@ -252,14 +256,19 @@ class Uploader:
         return None
 
     def _run(self) -> None:
+        store_failures = 0
         while not self._stopping.is_set():
             try:
                 wait = self._dispatch_once()
+                store_failures = 0
             except StoreError as exc:
-                # Locked or full: the rows wait in the store; try again in a moment (a lock
-                # already made this attempt wait the busy timeout).
-                log.warning("store_unavailable", error=str(exc), retry_in_s=_DISPATCH_RETRY)
-                wait = _DISPATCH_RETRY
+                # Locked, full or unreachable: the rows wait in the store. Try again soon, then
+                # less and less often while it lasts (a database restarting for minutes must
+                # not cost a warning a second); waking the uploader cuts a wait short.
+                wait = min(_DISPATCH_RETRY * 2**store_failures, _DISPATCH_RETRY_MAX)
+                store_failures += 1
+                if store_failures == 1 or wait < _DISPATCH_RETRY_MAX:
+                    log.warning("store_unavailable", error=str(exc), retry_in_s=wait)
             except Exception as exc:  # noqa: BLE001 - the dispatcher must outlive a bad moment
                 log.error("dispatch_failed", error=str(exc))
                 wait = self._settings.idle_wait
@@ -283,7 +292,11 @@ class Uploader:
                 try:
                     with self._store.session() as s:
                         claimed = repo.claim_due_uploads(
-                            s, now=now, limit=allowed, folders=list(folders)
+                            s,
+                            now=now,
+                            limit=allowed,
+                            folders=list(folders),
+                            node=self._settings.node,
                         )
                 finally:
                     if probe and not claimed:
@@ -509,7 +522,9 @@ class Uploader:
             return None
         folders = self._folders()
         now = self._clock()
-        claimed = repo.claim_due_uploads(s, now=now, limit=1, folders=list(folders))
+        claimed = repo.claim_due_uploads(
+            s, now=now, limit=1, folders=list(folders), node=self._settings.node
+        )
         return _Work(claimed[0], folders[claimed[0].folder], now) if claimed else None
 
     def _delete_superseded(self, folder: FolderSpec, rel_path: str, file_id: str) -> None:

@@ -582,7 +582,7 @@ def test_file_growing_while_hashed_is_unstable_then_uploaded_whole(
     loaded = load_config(config)
     store = open_store(loaded.state.database_url)
     try:
-        spec = folder_spec(loaded.folders[0])
+        spec = folder_spec(loaded.folders[0], loaded.node.name)
 
         def append() -> None:
             with big.open("ab") as handle:
@@ -631,7 +631,7 @@ def test_file_removed_while_hashed_is_not_recorded_then_synced_when_back(
     loaded = load_config(config)
     store = open_store(loaded.state.database_url)
     try:
-        spec = folder_spec(loaded.folders[0])
+        spec = folder_spec(loaded.folders[0], loaded.node.name)
         while_hashing(big, big.unlink)
         summary = Pipeline(store).scan(spec)
         with store.session() as s:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pydantic
 import pytest
+from sqlalchemy.engine import make_url
 
 from syncd import purposes
 from syncd.config import Config, FolderConfig, load_config
@@ -262,18 +263,72 @@ class TestPathResolution:
         )
         assert config.state.database_path == tmp_path / "mine.db"
 
-    def test_non_sqlite_url_has_no_path_and_masks_its_password(self, tmp_path: Path) -> None:
-        """A server database has no file; its password is masked for display only."""
+    def test_non_sqlite_url_has_no_path_and_gets_its_password_from_the_file(
+        self, tmp_path: Path
+    ) -> None:
+        """A server database has no file; password_file (beside the config without
+        $CREDENTIALS_DIRECTORY) puts the password in database_url only, never on display."""
+        (tmp_path / "db-password").write_text("hunter22:@/x\n")
         config = load(
             tmp_path,
-            '[state]\nurl = "postgresql://syncd:hunter22@db.internal/syncd"\n' + FOLDER,
+            '[state]\nurl = "postgresql+psycopg://syncd@db.internal/syncd?sslmode=verify-full"\n'
+            'password_file = "db-password"\n' + FOLDER,
             environ={"STATE_DIRECTORY": str(tmp_path / "st")},
         )
-        assert config.state.database_path is None
-        assert config.state.database_url == "postgresql://syncd:hunter22@db.internal/syncd"
-        assert "hunter22" not in config.state.display_url
-        assert config.state.display_url == "postgresql://syncd:***@db.internal/syncd"
-        assert config.state.embedded_data_dir == tmp_path / "st" / "emulator"
+        state = config.state
+        assert state.database_path is None
+        assert state.url == "postgresql+psycopg://syncd@db.internal/syncd?sslmode=verify-full"
+        assert state.password_file is not None
+        assert state.password_file.path == tmp_path / "db-password"
+        assert state.password_file.value.get_secret_value() == "hunter22:@/x"
+        parsed = make_url(state.database_url)
+        assert parsed.password == "hunter22:@/x"
+        assert dict(parsed.query) == {"sslmode": "verify-full"}
+        assert state.display_url == (
+            "postgresql+psycopg://syncd:***@db.internal/syncd?sslmode=verify-full"
+        )
+        for shown in (repr(config), str(config), config.model_dump_json(), repr(state)):
+            assert "hunter22" not in shown
+        assert state.embedded_data_dir == tmp_path / "st" / "emulator"
+
+    def test_relative_password_file_resolves_against_credentials_directory(
+        self, tmp_path: Path
+    ) -> None:
+        """With $CREDENTIALS_DIRECTORY (systemd LoadCredential) the password file is in it."""
+        credentials = tmp_path / "credentials"
+        credentials.mkdir()
+        (credentials / "db-password").write_text("from-credentials-dir\n")
+        (tmp_path / "db-password").write_text("beside-the-config\n")
+        config = load(
+            tmp_path,
+            '[state]\nurl = "postgresql+psycopg://syncd@db/syncd"\n'
+            'password_file = "db-password"\n' + FOLDER,
+            environ={"CREDENTIALS_DIRECTORY": str(credentials)},
+        )
+        assert config.state.password_file is not None
+        assert config.state.password_file.path == credentials / "db-password"
+        assert make_url(config.state.database_url).password == "from-credentials-dir"
+
+    def test_password_file_keeps_all_but_the_final_line_break(self, tmp_path: Path) -> None:
+        """Spaces inside and around a password are part of it; only the final newline goes."""
+        (tmp_path / "pw").write_bytes(b" pass word \r\n")
+        config = load(
+            tmp_path,
+            '[state]\nurl = "postgresql+psycopg://syncd@db/syncd"\npassword_file = "pw"\n' + FOLDER,
+        )
+        assert make_url(config.state.database_url).password == " pass word "
+
+    def test_without_password_file_the_url_is_used_as_written(self, tmp_path: Path) -> None:
+        """No password_file: nothing is added, so libpq's PGPASSFILE/~/.pgpass/PGPASSWORD and
+        the URL's own TLS options reach the driver untouched."""
+        url = (
+            "postgresql+psycopg://syncd@db.example:6432/syncd?sslmode=verify-full"
+            "&sslrootcert=/etc/syncd/ca.pem&sslcert=/etc/syncd/c.pem&sslkey=/etc/syncd/c.key"
+        )
+        config = load(tmp_path, f'[state]\nurl = "{url}"\n' + FOLDER)
+        assert config.state.password_file is None
+        assert config.state.database_url == url
+        assert config.state.display_url == url
 
     def test_in_memory_sqlite_has_no_path(self, tmp_path: Path) -> None:
         """``sqlite://`` (in memory) has no database file."""
@@ -319,7 +374,7 @@ class TestUnknownKeys:
         """A misspelt table is named, with a suggestion and the allowed keys."""
         assert problems(tmp_path, "[wach]\nsettle = '1s'\n" + FOLDER) == [
             "wach: unknown key; did you mean 'watch'? allowed here: "
-            "api, folders, log, metrics, retention, state, watch"
+            "api, folders, log, metrics, node, retention, state, watch"
         ]
 
     def test_unknown_key_in_a_section(self, tmp_path: Path) -> None:
@@ -522,6 +577,77 @@ class TestBadValues:
         (line,) = problems(tmp_path, "[state]\nurl = 'not a url :// s3cret'\n" + FOLDER)
         assert line.startswith("state.url: not a SQLAlchemy database URL")
         assert "s3cret" not in line
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "postgresql+psycopg://syncd:hunter22-secret@db.example/syncd",
+            "postgresql+psycopg://syncd:hunter22-secret@db.example/syncd?sslmode=require",
+            "postgresql+psycopg://syncd@db.example/syncd?password=hunter22-secret",
+        ],
+        ids=["userinfo", "userinfo-with-tls", "query"],
+    )
+    def test_password_in_state_url_is_refused_without_echo(self, tmp_path: Path, url: str) -> None:
+        """Database passwords never live in the TOML, like API keys: refused, never repeated."""
+        (line,) = problems(tmp_path, f"[state]\nurl = '{url}'\n" + FOLDER)
+        assert line.startswith("state.url: database passwords never live in the config file")
+        assert "state.password_file" in line
+        assert "hunter22" not in line
+        assert "db.example" not in line  # the URL is not shown at all
+
+    @pytest.mark.parametrize(
+        ("content", "expected"),
+        [
+            (None, "cannot read {path}: No such file or directory"),
+            (b"", "{path} is empty"),
+            (b" \n", "{path} is empty"),
+            (b"hunter22-secret\nsecond-line\n", "{path} must hold the password alone, on one line"),
+            (b"hunter22-\x00secret", "{path} holds a NUL character"),
+            (b"hunter22-\xff-secret", "{path} is not UTF-8 text"),
+        ],
+        ids=["missing", "empty", "blank", "two-lines", "nul", "not-utf8"],
+    )
+    def test_bad_password_file_names_key_and_path_never_content(
+        self, tmp_path: Path, content: bytes | None, expected: str
+    ) -> None:
+        """A password file that cannot serve is a config error naming the key and the file."""
+        password_file = tmp_path / "db-password"
+        if content is not None:
+            password_file.write_bytes(content)
+        (line,) = problems(
+            tmp_path,
+            "[state]\nurl = 'postgresql+psycopg://syncd@db/syncd'\n"
+            "password_file = 'db-password'\n" + FOLDER,
+        )
+        assert line.startswith(f"state.password_file: {expected.format(path=password_file)}")
+        assert "hunter22" not in line
+        assert "second-line" not in line
+
+    def test_unreadable_password_file_is_a_config_error(self, tmp_path: Path) -> None:
+        """A password "file" that is a directory is refused with the reason."""
+        (tmp_path / "pw").mkdir()
+        (line,) = problems(
+            tmp_path,
+            "[state]\nurl = 'postgresql+psycopg://syncd@db/syncd'\npassword_file = 'pw'\n" + FOLDER,
+        )
+        assert line == f"state.password_file: cannot read {tmp_path / 'pw'}: Is a directory"
+
+    def test_password_file_with_sqlite_is_refused(self, tmp_path: Path) -> None:
+        """SQLite has no password: a password_file beside it is a mistake, said so."""
+        (tmp_path / "pw").write_text("hunter22-secret\n")
+        (line,) = problems(tmp_path, "[state]\npassword_file = 'pw'\n" + FOLDER)
+        assert line.startswith("state.password_file: a SQLite database has no password")
+
+    def test_purpose_longer_than_the_database_column_is_refused(self, tmp_path: Path) -> None:
+        """The state store keeps a purpose in 32 characters: a longer one is a config error
+        (PostgreSQL would refuse every write of the folder's rows)."""
+        longest = "p" * 32
+        config = load(tmp_path, FOLDER.replace("fine-tune", longest))
+        assert config.folders[0].purpose == longest
+        (line,) = problems(tmp_path, FOLDER.replace("fine-tune", longest + "q"))
+        assert line.startswith(
+            "folders[0].purpose: must be at most 32 characters (the state database's limit)"
+        )
 
     def test_bad_api_key_env_name(self, tmp_path: Path) -> None:
         """api_key_env must be a variable name, not a key."""

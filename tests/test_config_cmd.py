@@ -16,6 +16,8 @@ CLEAN_ENV: dict[str, str | None] = {
     "SYNCD_CONFIG": None,
     "STATE_DIRECTORY": None,
     "CREDENTIALS_DIRECTORY": None,
+    "PGPASSWORD": None,
+    "PGPASSFILE": None,
 }
 
 
@@ -49,6 +51,7 @@ def test_valid_config_prints_a_summary(tmp_path: Path) -> None:
     assert "purpose fine-tune, include *.jsonl, exclude built-in" in out
     assert "delete after 30d" in out
     assert "retention: runs every 1h, at most 100 deletes per run" in out
+    assert "password" not in out  # SQLite has none
     assert result.stderr == ""
 
 
@@ -84,13 +87,63 @@ def test_missing_key_for_the_real_api_is_a_warning(tmp_path: Path) -> None:
     assert "warning: no API key found" in result.stderr
 
 
-def test_database_password_is_masked(tmp_path: Path) -> None:
-    """A password in the state url is shown as ***."""
+def test_database_password_in_the_url_exits_78_without_showing_it(tmp_path: Path) -> None:
+    """A password in the state url is refused like an API key in the TOML: exit 78, unshown."""
     path = write_config(tmp_path, '[state]\nurl = "postgresql://syncd:hunter22@db/syncd"\n')
     result = check(path)
-    assert result.exit_code == 0, result.output
-    assert "state:     postgresql://syncd:***@db/syncd" in result.stdout
+    assert result.exit_code == 78
+    assert (
+        f"error: {path}: state.url: database passwords never live in the config file"
+        in result.stderr
+    )
     assert "hunter22" not in result.output
+
+
+def test_database_password_file_is_named_never_shown(tmp_path: Path) -> None:
+    """The summary says which file the database password comes from, masked in the URL."""
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "db-password").write_text("hunter22-db-secret\n")
+    path = write_config(
+        tmp_path,
+        '[state]\nurl = "postgresql+psycopg://syncd@db/syncd?sslmode=verify-full"\n'
+        'password_file = "db-password"\n',
+    )
+    result = check(path, {"CREDENTIALS_DIRECTORY": str(credentials)})
+    assert result.exit_code == 0, result.output
+    assert "state:     postgresql+psycopg://syncd:***@db/syncd?sslmode=verify-full" in result.stdout
+    assert f"           password from file {credentials / 'db-password'}" in result.stdout
+    assert "hunter22" not in result.output
+
+
+def test_database_password_left_to_libpq_is_said_so(tmp_path: Path) -> None:
+    """Without password_file the summary names libpq's sources: PGPASSWORD when it is set
+    (never its value), else the password file libpq reads."""
+    path = write_config(tmp_path, '[state]\nurl = "postgresql+psycopg://syncd@db/syncd"\n')
+    result = check(path, {"PGPASSFILE": str(tmp_path / "pgpass")})
+    assert result.exit_code == 0, result.output
+    assert (
+        f"password: none in the config (no password_file); libpq's password file "
+        f"{tmp_path / 'pgpass'} applies" in result.stdout
+    )
+    from_env = check(path, {"PGPASSWORD": "hunter22-env-secret"})
+    assert from_env.exit_code == 0, from_env.output
+    assert "password from environment variable PGPASSWORD (libpq)" in from_env.stdout
+    assert "hunter22" not in from_env.output
+
+
+def test_unreadable_database_password_file_exits_78(tmp_path: Path) -> None:
+    """A password_file that is missing is a config error naming the key and the path."""
+    path = write_config(
+        tmp_path,
+        '[state]\nurl = "postgresql+psycopg://syncd@db/syncd"\npassword_file = "absent"\n',
+    )
+    result = check(path)
+    assert result.exit_code == 78
+    assert (
+        f"error: {path}: state.password_file: cannot read {tmp_path / 'absent'}: "
+        "No such file or directory" in result.stderr
+    )
 
 
 def test_warnings_are_printed_and_exit_is_zero(tmp_path: Path) -> None:

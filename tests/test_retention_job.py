@@ -18,6 +18,7 @@ from syncd.api import Mistral
 from syncd.cli import cli
 from syncd.config import load_config
 from syncd.emulator import EmulatorServer
+from syncd.engine import folder_specs
 from syncd.retention_job import RetentionResult, folder_block_reason, run_retention
 from syncd.retention_setup import retention_settings
 from syncd.store import Store, open_store, repo
@@ -51,6 +52,12 @@ class World:
 
     def client(self) -> Mistral:
         return Mistral(api_key=self.api_key, server_url=self.emulator.url, max_retries=0)
+
+    def key(self, folder: str = "ft") -> str:
+        """The store's key of the folder at ``tmp/folder`` (``<node>:<path>``)."""
+        config = load_config(self.config)
+        (spec,) = [s for s in folder_specs(config).values() if s.root == self.tmp / folder]
+        return spec.key
 
     def retention(
         self, *, later: timedelta = LATER, dry_run: bool = False, max_deletes: int = 100
@@ -203,8 +210,8 @@ def test_a_missing_folder_stops_retention_for_that_folder(world: World) -> None:
     assert world.cli("sync", "--no-progress")[0] == 1  # the scan fails; the rows stay
     result = world.retention()
     assert result.deleted == ()
-    assert str(world.tmp / "ft") in result.plan.blocked
-    assert "does not exist" in result.plan.blocked[str(world.tmp / "ft")]
+    assert world.key() in result.plan.blocked
+    assert "does not exist" in result.plan.blocked[world.key()]
     assert len(world.remote()) == 3
 
 
@@ -218,7 +225,7 @@ def test_an_emptied_folder_stops_retention_even_after_a_scan_marked_every_file_m
     assert set(world.local_states().values()) == {"missing"}
     result = world.retention()
     assert result.deleted == ()
-    assert "holds no files" in result.plan.blocked[str(world.tmp / "ft")]
+    assert "holds no files" in result.plan.blocked[world.key()]
     assert len(world.remote()) == 3
     (world.tmp / "ft" / "sub").mkdir()
     write_chat_file(world.tmp / "ft" / "sub" / "new.jsonl", salt="new")

@@ -9,11 +9,14 @@ and a PostgreSQL server stopped under an open store is ridden out.
 from __future__ import annotations
 
 import shutil
+import socket
 import stat
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -366,6 +369,180 @@ def test_a_postgresql_restart_under_an_open_store_is_ridden_out(
             postgres_cluster.start()
         message = str(caught.value)
         assert opened.url in message
+        address = f"{postgres_cluster.host}:{postgres_cluster.port}"
+        assert message.endswith(f"is PostgreSQL running and reachable at {address}?")
         assert "hunter2" not in message
         add_row(opened, "after.jsonl")
         assert count_rows(opened) == 2
+
+
+def test_pooled_connections_killed_by_a_server_restart_are_replaced(
+    postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
+    """Every pooled connection dies with a server crash and restart; the next sessions (no
+    attempt made while the server was down) work at once on fresh connections: each pooled
+    connection is pinged before use and replaced when dead."""
+    holders = 3
+    with open_store(postgres_url, threads=holders) as opened:
+        add_row(opened, "before.jsonl")
+        _connections_opened(opened, holders=holders, rounds=1)  # the pool holds 3 connections
+        backends_before = _backend_pids(opened, holders)
+        postgres_cluster.kill()
+        postgres_cluster.start()
+        for index in range(holders):
+            add_row(opened, f"after-{index}.jsonl")
+        assert count_rows(opened) == 1 + holders
+        assert not _backend_pids(opened, holders) & backends_before
+
+
+def test_a_server_lost_in_mid_session_is_named_with_host_and_port(
+    postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
+    """The server dies under an open transaction: a StoreError saying the connection was
+    lost and where the server should be; the store works again once the server is back."""
+    with open_store(postgres_url) as opened:
+        with pytest.raises(StoreError) as caught, opened.session() as s:
+            s.execute(text("SELECT 1"))
+            postgres_cluster.kill()
+            try:
+                s.execute(text("SELECT 1"))
+            finally:
+                postgres_cluster.start()
+        address = f"{postgres_cluster.host}:{postgres_cluster.port}"
+        assert str(caught.value).startswith(f"lost the connection to state database {opened.url} (")
+        assert str(caught.value).endswith(f"is PostgreSQL running and reachable at {address}?")
+        add_row(opened)
+        assert count_rows(opened) == 1
+
+
+def _backend_pids(store: Store, holders: int) -> set[int]:
+    """The server process ids behind ``holders`` sessions held at once."""
+    pids: set[int] = set()
+    barrier = threading.Barrier(holders)
+
+    def hold() -> None:
+        with store.session() as s:
+            pids.add(int(s.execute(text("SELECT pg_backend_pid()")).scalar_one()))
+            barrier.wait(timeout=30)
+
+    threads = [threading.Thread(target=hold) for _ in range(holders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return pids
+
+
+def _open_in_thread(url: str) -> tuple[threading.Thread, list[BaseException], list[float]]:
+    """``open_store(url)`` in a thread (a hang must not hang the test): what it raised and
+    how long it took."""
+    raised: list[BaseException] = []
+    took: list[float] = []
+
+    def attempt() -> None:
+        began = time.monotonic()
+        try:
+            open_store(url).dispose()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            raised.append(exc)
+        took.append(time.monotonic() - began)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    return thread, raised, took
+
+
+def test_a_closed_port_fails_at_once_naming_host_and_port() -> None:
+    """Nothing listens: a StoreError naming the database (password masked) and where to look,
+    within a few seconds, with no password anywhere in the error or its chained causes."""
+    with socket.socket() as probe:  # bound, never listening: connections are refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        thread, raised, took = _open_in_thread(
+            f"postgresql+psycopg://syncd:hunter2-pw@127.0.0.1:{port}/syncd"
+        )
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    (error,) = raised
+    assert isinstance(error, StoreError)
+    assert took[0] < 5
+    message = str(error)
+    assert message.startswith(
+        f"cannot connect to state database postgresql+psycopg://syncd:***@127.0.0.1:{port}/syncd "
+    )
+    assert message.endswith(f"is PostgreSQL running and reachable at 127.0.0.1:{port}?")
+    assert "hunter2-pw" not in "".join(traceback.format_exception(error))
+
+
+def test_a_server_that_never_answers_fails_after_the_connect_timeout() -> None:
+    """A host that takes the TCP connection but never answers (a hung server, a black-holing
+    firewall) fails after connect_timeout, not after the kernel's minutes or never."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel accepts the handshake; nobody ever speaks
+        port = silent.getsockname()[1]
+        thread, raised, took = _open_in_thread(f"postgresql+psycopg://syncd@127.0.0.1:{port}/syncd")
+        thread.join(timeout=connect.CONNECT_TIMEOUT_S + 10)
+        hung = thread.is_alive()
+    thread.join(timeout=30)  # closing the socket ends a hung attempt
+    assert not hung, "connecting to a silent server did not time out"
+    (error,) = raised
+    assert isinstance(error, StoreError)
+    assert connect.CONNECT_TIMEOUT_S - 1 <= took[0] < connect.CONNECT_TIMEOUT_S + 5
+    assert str(error).startswith(
+        f"cannot connect to state database postgresql+psycopg://syncd@127.0.0.1:{port}/syncd "
+        "(connection timeout expired); is PostgreSQL running and reachable at "
+        f"127.0.0.1:{port}?"
+    )
+
+
+def test_a_row_lock_waits_no_longer_than_the_busy_timeout(postgres_url: str) -> None:
+    """A row locked by another transaction: the store's write gives up after busy_timeout
+    (PostgreSQL's lock_timeout) with a StoreError saying so, instead of waiting forever."""
+    import psycopg
+
+    with open_store(postgres_url, busy_timeout_ms=300) as opened:
+        add_row(opened)
+        with opened.session() as s:
+            assert s.execute(text("SHOW lock_timeout")).scalar_one() == "300ms"
+        dsn = opened.engine.url.set(drivername="postgresql").render_as_string(False)
+        with psycopg.connect(dsn) as blocker:
+            blocker.execute("UPDATE local_files SET last_error = 'held' WHERE rel_path = 'a.jsonl'")
+            raised: list[BaseException] = []
+
+            def write() -> None:
+                try:
+                    add_row(opened, last_error="mine")
+                except BaseException as exc:  # noqa: BLE001 - handed to the test
+                    raised.append(exc)
+
+            writer = threading.Thread(target=write, daemon=True)
+            writer.start()
+            writer.join(timeout=30)
+            hung = writer.is_alive()
+            blocker.rollback()  # ends a hung write
+        writer.join(timeout=30)
+        assert not hung, "the write waited for the row lock without a timeout"
+        (error,) = raised
+        assert isinstance(error, StoreError)
+        assert "locked by another connection for longer than 300 ms" in str(error)
+        add_row(opened, last_error="mine")  # the lock is gone: the write goes through
+
+
+def test_options_and_timeouts_in_the_url_are_kept() -> None:
+    """A URL (or libpq's environment) that sets connect_timeout or options keeps them; options
+    without a lock timeout get one added."""
+    url = connect.parse_target("postgresql+psycopg://syncd@db/syncd").url
+    assert connect.postgres_connect_args(url, 5000, {}) == {
+        "connect_timeout": connect.CONNECT_TIMEOUT_S,
+        "options": "-c lock_timeout=5000",
+    }
+    own = url.update_query_dict({"connect_timeout": "30", "options": "-c lock_timeout=1s"})
+    assert connect.postgres_connect_args(own, 5000, {}) == {}
+    other = url.update_query_dict({"options": "-c statement_timeout=60s"})
+    assert connect.postgres_connect_args(other, 250, {"PGCONNECT_TIMEOUT": "20"}) == {
+        "options": "-c statement_timeout=60s -c lock_timeout=250"
+    }
+    assert connect.postgres_connect_args(url, 5000, {"PGOPTIONS": "-c lock_timeout=9s"}) == {
+        "connect_timeout": connect.CONNECT_TIMEOUT_S
+    }

@@ -22,7 +22,7 @@ from syncd.errors import StoreError
 from syncd.store import connect, migrate, open_store
 from syncd.store.schema import Base
 
-EXPECTED_TABLES = {"alembic_version", "audit", "local_files", "meta", "remote_files"}
+EXPECTED_TABLES = {"alembic_version", "audit", "local_files", "meta", "nodes", "remote_files"}
 
 
 def table_names(url: str) -> set[str]:

@@ -18,6 +18,7 @@ from syncd.cli import cli
 from syncd.cli.manifest_cmd import MANIFEST_FIELDS
 from syncd.config import load_config
 from syncd.emulator import EmulatorServer
+from syncd.engine import folder_specs
 from syncd.store import open_store, repo
 from tests.configs import FolderSetup, write_chat_file, write_config
 
@@ -62,8 +63,10 @@ def database_bytes(database: Path) -> list[bytes]:
 
 
 def store_file_id(config: Path, rel_path: str) -> str:
-    with open_store(load_config(config).state.database_url) as store, store.session() as s:
-        record = repo.get_local(s, str(config.parent / "ft"), rel_path)
+    loaded = load_config(config)
+    (key,) = folder_specs(loaded)
+    with open_store(loaded.state.database_url) as store, store.session() as s:
+        record = repo.get_local(s, key, rel_path)
     assert record is not None and record.remote_file_id is not None
     return record.remote_file_id
 
@@ -153,7 +156,9 @@ def test_manifest_jsonl_maps_path_and_sha256_to_file_id_with_deletions(
     assert (second["deleted_at"], second["delete_reason"]) == (None, None)
     assert second["file_id"] == store_file_id(config, "a.jsonl")
     assert {row["purpose"] for row in rows} == {"fine-tune"}
-    assert {row["folder"] for row in rows} == {str(tmp_path / "ft")}
+    # The folder's key in the store: this node's name and the folder's path.
+    assert {row["folder"] for row in rows} == set(folder_specs(load_config(config)))
+    assert {row["folder"].endswith(f":{tmp_path / 'ft'}") for row in rows} == {True}
     assert len(second["sha256"]) == 64 and first["sha256"] != second["sha256"]
 
 

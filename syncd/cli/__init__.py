@@ -20,6 +20,7 @@ _COMMANDS = {
     "run": "syncd.cli.run_cmd:run",
     "sync": "syncd.cli.sync_cmd:sync",
     "status": "syncd.cli.status_cmd:status",
+    "nodes": "syncd.cli.nodes_cmd:nodes",
     "files": "syncd.cli.files:files",
     "migrate": "syncd.cli.migrate_cmd:migrate",
     "emulator": "syncd.cli.emulator:emulator",

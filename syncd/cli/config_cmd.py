@@ -1,6 +1,7 @@
 """``syncd check-config``: validate the config file and show what syncd would do with it.
 
-Shows where the API key comes from and whether it was found, never the key itself.
+Shows where the API key and the database password come from (and whether the key was found),
+never the key or the password themselves.
 Exit status 0 when the config is usable (warnings included), 78 (EX_CONFIG) when it is not.
 """
 
@@ -10,6 +11,7 @@ import os
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import make_url
 
 from syncd import purposes
 from syncd.config import (
@@ -20,6 +22,7 @@ from syncd.config import (
     format_duration,
     load_config,
 )
+from syncd.config.database_urls import is_sqlite
 from syncd.config.loader import DEFAULT_CONFIG_PATH
 from syncd.errors import ConfigError
 
@@ -67,6 +70,7 @@ def _summary(path: Path, config: Config, api_key: ApiKey | None) -> list[str]:
         f"max attempts {api.max_attempts}",
         f"api key:   {_describe_key(config, api_key)}",
         f"state:     {config.state.display_url}",
+        *_describe_db_password(config),
         f"watch:     settle {format_duration(watch.settle)} (at most "
         f"{format_duration(watch.settle_max)}), rescan every "
         f"{format_duration(watch.rescan_interval)}"
@@ -92,6 +96,23 @@ def _describe_key(config: Config, api_key: ApiKey | None) -> str:
         places += f" or file {api.api_key_file}"
     needed = "; not needed by the embedded emulator" if api.is_embedded else ""
     return f"not found (looked in {places}){needed}"
+
+
+def _describe_db_password(config: Config) -> list[str]:
+    """Where a server database's password comes from (no line for SQLite); never the password."""
+    state = config.state
+    if is_sqlite(state.url):
+        return []
+    if state.password_file is not None:
+        return [f"           password from file {state.password_file.path}"]
+    if os.environ.get("PGPASSWORD"):
+        return ["           password from environment variable PGPASSWORD (libpq)"]
+    passfile = make_url(state.url).query.get("passfile") or os.environ.get("PGPASSFILE")
+    shown = str(passfile) if passfile else "~/.pgpass"
+    return [
+        "           password: none in the config (no password_file); libpq's password file "
+        f"{shown} applies if the server asks for one"
+    ]
 
 
 def _describe_schedule(config: Config) -> str:

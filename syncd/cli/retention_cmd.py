@@ -7,6 +7,7 @@ looks unmounted), or a delete failed; 78 for a bad config.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from datetime import UTC, datetime, timedelta
@@ -49,12 +50,7 @@ def cleanup(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     log_to_stderr(config)
     settings = retention_settings(config)
     if dry_run:
-        settings = RetentionSettings(
-            policies=settings.policies,
-            dry_run=True,
-            max_deletes=settings.max_deletes,
-            names=settings.names,
-        )
+        settings = dataclasses.replace(settings, dry_run=True)
     store = open_store_or_exit(config)
     try:
         with connected_or_exit(config) as connection:
@@ -73,7 +69,7 @@ def cleanup(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
 def _row(deletion: Deletion, settings: RetentionSettings, outcome: str) -> dict[str, Any]:
     return {
         "folder": settings.name_of(deletion.folder),
-        "folder_path": deletion.folder,
+        "folder_path": settings.path_of(deletion.folder),
         "path": deletion.rel_path,
         "file_id": deletion.file_id,
         "reason": deletion.reason.value,
@@ -107,7 +103,11 @@ def _document(result: RetentionResult, settings: RetentionSettings) -> dict[str,
         "message": result.plan.message,
         "halted": result.plan.halted,
         "blocked": [
-            {"folder": settings.name_of(folder), "folder_path": folder, "reason": reason}
+            {
+                "folder": settings.name_of(folder),
+                "folder_path": settings.path_of(folder),
+                "reason": reason,
+            }
             for folder, reason in result.plan.blocked.items()
         ],
         "due": len(result.plan.due),

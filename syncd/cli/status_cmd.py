@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections import Counter
@@ -14,7 +15,8 @@ from rich.text import Text
 
 from syncd.cli.context import load_config_or_exit, open_store_or_exit
 from syncd.domain import LocalState
-from syncd.engine import folder_specs
+from syncd.engine import adopt_legacy_keys, folder_specs
+from syncd.errors import StoreError
 from syncd.paths import printable_key
 from syncd.store import repo
 from syncd.store.records import LocalFileRecord
@@ -68,6 +70,8 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     config = load_config_or_exit(ctx, log=False)
     store = open_store_or_exit(config)
     specs = folder_specs(config)
+    with contextlib.suppress(StoreError):  # a read-only store keeps older keys until a sync
+        adopt_legacy_keys(store, specs)
     names = {key: spec.name for key, spec in specs.items()}
     states = None if show_all else _NEEDS_ATTENTION
     try:

@@ -1,6 +1,11 @@
-"""Find the API key: the environment variable first, then the key file. Never the TOML.
+"""Credentials: where their files are, and reading them. Never the TOML.
 
-The key is held as a ``SecretStr`` so a stray repr or log line shows asterisks. Errors name the
+The API key comes from the environment variable first, then the key file; the state database's
+password from ``[state] password_file`` (else libpq's own PGPASSWORD, PGPASSFILE, ~/.pgpass). A
+relative credential file is looked up in ``$CREDENTIALS_DIRECTORY`` (systemd's
+``LoadCredential=``) when it is set, else beside the config file.
+
+Secrets are held as ``SecretStr`` so a stray repr or log line shows asterisks. Errors name the
 variable or the file, never the content.
 """
 
@@ -8,16 +13,92 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
 
-from syncd.config.models import ApiConfig
+from syncd.config.field_types import ResolveContext, resolve_path
+from syncd.config.problems import HiddenValueError
 from syncd.domain import is_sendable_api_key
 from syncd.errors import ConfigError
 
-__all__ = ["ApiKey", "find_api_key", "resolve_api_key"]
+if TYPE_CHECKING:  # models imports this module for its credential files
+    from syncd.config.models import ApiConfig
 
-# What may follow "Authorization: Bearer " in a header without breaking or quoting it: "!".."~".
+__all__ = [
+    "ApiKey",
+    "SecretFile",
+    "credential_path",
+    "find_api_key",
+    "read_password_file",
+    "read_secret_file",
+    "resolve_api_key",
+]
+
+
+def credential_path(value: object, context: ResolveContext) -> Path:
+    """A credential file's absolute path: a relative one is in ``$CREDENTIALS_DIRECTORY`` when
+    systemd sets it, else beside the config file.
+
+    systemd's ``LoadCredential=`` puts credentials in ``$CREDENTIALS_DIRECTORY``, so a unit can
+    say ``api_key_file = "mistral-api-key"`` whatever directory systemd picked.
+
+    Raises:
+        ValueError: not a non-empty path string.
+    """
+    credentials_dir = context.environ.get("CREDENTIALS_DIRECTORY")
+    return resolve_path(value, Path(credentials_dir) if credentials_dir else context.base_dir)
+
+
+def read_secret_file(path: Path) -> str:
+    """The text of the credential file at ``path``, not stripped.
+
+    Raises:
+        HiddenValueError: the file is missing, unreadable, not UTF-8 or blank. The message
+            names the file, never its content (a UnicodeDecodeError, which carries the
+            bytes, is never chained to it).
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise HiddenValueError(f"cannot read {path}: {exc.strerror}") from None
+    text = _decoded(raw)
+    if text is None:
+        # Raised outside the except block: a UnicodeDecodeError carries the file's bytes.
+        raise HiddenValueError(f"{path} is not UTF-8 text")
+    if not text.strip():
+        raise HiddenValueError(f"{path} is empty")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class SecretFile:
+    """A credential file read when the config was loaded: where it is, and what it holds."""
+
+    path: Path
+    value: SecretStr
+    """Never print it; its repr is asterisks."""
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+
+def read_password_file(path: Path) -> SecretFile:
+    """The database password in the file at ``path``: the whole file but a final line break.
+
+    Raises:
+        HiddenValueError: as :func:`read_secret_file`, or the password spans several lines or
+            holds a NUL character (libpq cannot send either).
+    """
+    password = read_secret_file(path).removesuffix("\n").removesuffix("\r")
+    if "\n" in password or "\r" in password:
+        raise HiddenValueError(
+            f"{path} must hold the password alone, on one line (a final line break is ignored)"
+        )
+    if "\0" in password:
+        raise HiddenValueError(f"{path} holds a NUL character, which no password may contain")
+    return SecretFile(path, SecretStr(password))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,16 +128,12 @@ def find_api_key(api: ApiConfig, environ: Mapping[str, str]) -> ApiKey | None:
     if path is None:
         return None
     try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"api.api_key_file: cannot read {path}: {exc.strerror}") from None
-    key = _decoded(raw)
-    if key is None:
-        # Raised outside the except block: a UnicodeDecodeError carries the file's bytes.
-        raise ConfigError(f"api.api_key_file: {path} is not UTF-8 text")
-    key = key.strip()
-    if not key:
-        raise ConfigError(f"api.api_key_file: {path} is empty")
+        key, problem = read_secret_file(path).strip(), None
+    except HiddenValueError as exc:
+        key, problem = "", str(exc)
+    if problem is not None:
+        # Raised outside the except block, so no exception context rides along.
+        raise ConfigError(f"api.api_key_file: {problem}")
     if len(key.split()) != 1:
         raise ConfigError(
             f"api.api_key_file: {path} must hold the key alone, without spaces or extra lines"

@@ -1,7 +1,9 @@
 """Where the state database lives: the SQLAlchemy URL and, for SQLite, the file path.
 
 Owns the defaults (``$STATE_DIRECTORY``, systemd's ``StateDirectory=``, else
-``/var/lib/syncd``) and the rule that a relative SQLite path is relative to the config file.
+``/var/lib/syncd``), the rule that a relative SQLite path is relative to the config file, and
+the rule that the URL in the config file carries no password (it comes from
+``[state] password_file`` or from libpq's own PGPASSWORD, PGPASSFILE or ~/.pgpass).
 """
 
 from __future__ import annotations
@@ -18,14 +20,22 @@ __all__ = [
     "DEFAULT_STATE_DIR",
     "default_state_dir",
     "default_state_url",
+    "is_sqlite",
     "mask_password",
     "resolve_state_url",
     "sqlite_path",
+    "with_password",
 ]
 
 #: Used when neither ``[state] url`` nor ``$STATE_DIRECTORY`` says otherwise.
 DEFAULT_STATE_DIR = Path("/var/lib/syncd")
 _DB_FILE_NAME = "state.db"
+
+_INLINE_CREDENTIAL_MESSAGE = (
+    "database passwords never live in the config file; remove the password from this URL and "
+    "put it in the file named by state.password_file (e.g. a systemd LoadCredential=), or let "
+    "libpq find it (PGPASSFILE, ~/.pgpass); the URL is not shown"
+)
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
@@ -43,9 +53,12 @@ def resolve_state_url(text: str, base_dir: Path) -> str:
     """Parse ``text`` as a SQLAlchemy URL; make a relative SQLite path absolute under ``base_dir``.
 
     Raises:
-        HiddenValueError: not a SQLAlchemy URL (the text is not echoed: it may hold a password).
+        HiddenValueError: not a SQLAlchemy URL, or it holds a password (in the user-info part or
+            as a ``password`` query parameter). The text is never echoed.
     """
     url = _parse(text)
+    if url.password is not None or "password" in url.query:
+        raise HiddenValueError(_INLINE_CREDENTIAL_MESSAGE)
     path = _sqlite_file(url)
     if path is None:
         return text  # nothing to resolve: keep the URL exactly as written
@@ -58,9 +71,20 @@ def sqlite_path(text: str) -> Path | None:
     return _sqlite_file(_parse(text))
 
 
+def is_sqlite(text: str) -> bool:
+    """Whether ``text`` is a SQLite URL (a file or in memory)."""
+    return _parse(text).get_backend_name() == "sqlite"
+
+
+def with_password(text: str, password: str) -> str:
+    """The URL with ``password`` set (quoted as URLs need it; everything else as parsed)."""
+    return _parse(text).set(password=password).render_as_string(hide_password=False)
+
+
 def mask_password(text: str) -> str:
-    """The URL with any password shown as ``***``, for status output."""
-    return _parse(text).render_as_string(hide_password=True)
+    """The URL with any password shown as ``***``, for status output; without one, as written."""
+    url = _parse(text)
+    return text if url.password is None else url.render_as_string(hide_password=True)
 
 
 def _parse(text: str) -> URL:

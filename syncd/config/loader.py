@@ -34,7 +34,7 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
     """Read and validate the config file at ``path``.
 
     ``environ`` (default ``os.environ``) supplies ``STATE_DIRECTORY`` and
-    ``CREDENTIALS_DIRECTORY``.
+    ``CREDENTIALS_DIRECTORY``. A ``[state] password_file`` is read here too.
 
     Raises:
         ConfigError: the file is missing, unreadable, not TOML, or has bad keys or values.
@@ -61,7 +61,8 @@ def load_config(path: str | Path, *, environ: Mapping[str, str] | None = None) -
 def parse_config(text: str, *, source: Path, environ: Mapping[str, str] | None = None) -> Config:
     """Validate config ``text`` as if read from ``source`` (relative paths resolve beside it).
 
-    Reads no file; ``environ`` defaults to ``os.environ``.
+    Reads no file but ``[state] password_file`` (its content is kept as a secret, never
+    shown); ``environ`` defaults to ``os.environ``.
 
     Raises:
         ConfigError: one line per problem, each naming ``source`` and the key path.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    InstanceOf,
     StrictBool,
     StrictInt,
     StrictStr,
@@ -27,6 +29,7 @@ from pydantic import (
 
 from syncd import purposes
 from syncd.config import database_urls, endpoints, schedules
+from syncd.config.credentials import SecretFile, credential_path, read_password_file
 from syncd.config.durations import format_duration
 from syncd.config.field_types import (
     Duration,
@@ -37,6 +40,7 @@ from syncd.config.field_types import (
     resolve_path,
 )
 from syncd.config.problems import HiddenValueError
+from syncd.store.schema import PURPOSE_LENGTH
 from syncd.validation.batch import BATCH_ENDPOINTS, BatchEndpoint
 
 __all__ = [
@@ -46,6 +50,7 @@ __all__ = [
     "FolderConfig",
     "LogConfig",
     "MetricsConfig",
+    "NodeConfig",
     "RetentionConfig",
     "StateConfig",
     "WatchConfig",
@@ -102,28 +107,28 @@ class ApiConfig(_Table):
     @field_validator("api_key_file", mode="before")
     @classmethod
     def _resolve_key_file(cls, value: object, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        context = context_of(info)
-        # systemd's LoadCredential= puts credentials in $CREDENTIALS_DIRECTORY, so a unit can
-        # say api_key_file = "mistral-api-key" whatever directory systemd picked.
-        credentials_dir = context.environ.get("CREDENTIALS_DIRECTORY")
-        base_dir = Path(credentials_dir) if credentials_dir else context.base_dir
-        return resolve_path(value, base_dir)
+        return None if value is None else credential_path(value, context_of(info))
 
 
 class StateConfig(_Table):
     """``[state]``: where syncd keeps what it knows (the state database)."""
 
     url: StrictStr = database_urls.default_state_url({})
-    """SQLAlchemy URL, resolved: a relative SQLite path is relative to the config file."""
+    """SQLAlchemy URL, resolved: a relative SQLite path is relative to the config file. Never
+    with a password (refused): see ``password_file``."""
     embedded_data_dir: Path = database_urls.DEFAULT_STATE_DIR / "emulator"
     """Where the embedded emulator keeps uploaded files; default: beside the database."""
+    password_file: InstanceOf[SecretFile] | None = None
+    """File holding the database password (relative: to ``$CREDENTIALS_DIRECTORY``, else the
+    config's dir), read at load. Absent: libpq's PGPASSWORD, PGPASSFILE or ~/.pgpass apply."""
 
     @property
     def database_url(self) -> str:
-        """The URL to hand to SQLAlchemy (absolute SQLite path; password included)."""
-        return self.url
+        """The URL to hand to SQLAlchemy (absolute SQLite path; the password from
+        ``password_file`` included): never show it, show :attr:`display_url`."""
+        if self.password_file is None:
+            return self.url
+        return database_urls.with_password(self.url, self.password_file.value.get_secret_value())
 
     @property
     def database_path(self) -> Path | None:
@@ -132,8 +137,8 @@ class StateConfig(_Table):
 
     @property
     def display_url(self) -> str:
-        """The URL with any password masked, for status output."""
-        return database_urls.mask_password(self.url)
+        """The URL with any password masked (``***`` when ``password_file`` gives one)."""
+        return database_urls.mask_password(self.database_url)
 
     @model_validator(mode="before")
     @classmethod
@@ -162,6 +167,19 @@ class StateConfig(_Table):
     @classmethod
     def _resolve_data_dir(cls, value: object, info: ValidationInfo) -> Path:
         return resolve_path(value, context_of(info).base_dir)
+
+    @field_validator("password_file", mode="before")
+    @classmethod
+    def _read_password_file(cls, value: object, info: ValidationInfo) -> SecretFile | None:
+        if value is None or isinstance(value, SecretFile):
+            return value
+        url = info.data.get("url")  # absent when the url itself is bad: reported on its own
+        if isinstance(url, str) and database_urls.is_sqlite(url):
+            raise HiddenValueError(
+                "a SQLite database has no password; remove password_file, or point url at "
+                "a PostgreSQL server"
+            )
+        return read_password_file(credential_path(value, context_of(info)))
 
 
 class WatchConfig(_Table):
@@ -229,6 +247,50 @@ class LogConfig(_Table):
         return value.lower() if isinstance(value, str) else value
 
 
+#: A node name or a shared folder's id: it becomes part of every state-store key, so it is kept
+#: to characters that read the same in logs, URLs and SQL.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_IDENTIFIER_RULE = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
+
+
+def _default_node_name() -> str:
+    """The host name, cut at the first dot (``gpu-3.example.com`` -> ``gpu-3``)."""
+    name = socket.gethostname().split(".", 1)[0]
+    return name if _IDENTIFIER.fullmatch(name) else "localhost"
+
+
+def _check_identifier(value: str) -> str:
+    if not _IDENTIFIER.fullmatch(value):
+        raise ValueError(f"must be {_IDENTIFIER_RULE}")
+    return value
+
+
+class NodeConfig(_Table):
+    """``[node]``: this syncd among others sharing one PostgreSQL state store (fleet mode)."""
+
+    name: StrictStr = Field(default_factory=_default_node_name)
+    """This node's name in the store: its folders' rows and its claims carry it."""
+    heartbeat: PositiveDuration = timedelta(seconds=10)
+    """How often the daemon records that it is alive (and its queue depth)."""
+    lease: PositiveDuration = timedelta(seconds=60)
+    """A node silent for longer is taken for dead: its uploads in flight are taken over."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_identifier(value)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_heartbeats(self) -> NodeConfig:
+        if self.lease < 2 * self.heartbeat:
+            raise ValueError(
+                f"lease ({format_duration(self.lease)}) must be at least two heartbeats "
+                f"({format_duration(2 * self.heartbeat)}): a node late by one heartbeat is "
+                "not dead"
+            )
+        return self
+
+
 class MetricsConfig(_Table):
     """``[metrics]``: the Prometheus endpoint."""
 
@@ -274,6 +336,24 @@ class FolderConfig(_Table):
     """Batch folders: the endpoint their jobs run ("/v1/chat/completions"...); with it, strict
     validation checks each request body against that endpoint's schema. Absent: bodies are
     not checked against any endpoint."""
+    id: StrictStr | None = None
+    """The folder's identity across nodes (fleet mode): required with ``shared``."""
+    shared: StrictBool = False
+    """The same data seen by several nodes (an NFS or SMB share): keyed by ``id``, whatever
+    its mount path, and synced by all of them together. Unshared folders belong to this node."""
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        return _check_identifier(value)
+
+    @model_validator(mode="after")
+    def _shared_needs_an_id(self) -> FolderConfig:
+        if self.shared and self.id is None:
+            raise ValueError(
+                'shared = true needs an id = "..." naming the folder the same way on every node'
+            )
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -301,6 +381,11 @@ class FolderConfig(_Table):
     def _check_purpose(cls, value: str) -> str:
         if value != value.strip():
             raise ValueError("must not start or end with whitespace")
+        if len(value) > PURPOSE_LENGTH:
+            # The state database stores it in a column of that size (PostgreSQL enforces it).
+            raise ValueError(
+                f"must be at most {PURPOSE_LENGTH} characters (the state database's limit)"
+            )
         return value
 
     @field_validator("batch_endpoint", mode="before")
@@ -328,6 +413,7 @@ class Config(_Table):
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    node: NodeConfig = Field(default_factory=NodeConfig)
     folders: tuple[FolderConfig, ...] = Field(min_length=1)
     """The folders to keep in step; at least one."""
 
@@ -376,7 +462,7 @@ class Config(_Table):
         if not isinstance(data, dict):
             return data
         filled = dict(data)
-        for table in ("api", "state", "watch", "retention", "log", "metrics"):
+        for table in ("api", "state", "watch", "retention", "log", "metrics", "node"):
             filled.setdefault(table, {})
         return filled
 
@@ -412,5 +498,10 @@ def _clash(first: int, earlier: FolderConfig, second: int, later: FolderConfig) 
         found.append(
             f"folders[{first}].name and folders[{second}].name are both {earlier.name!r}; "
             "give each folder a distinct name"
+        )
+    if earlier.id is not None and earlier.id == later.id:
+        found.append(
+            f"folders[{first}].id and folders[{second}].id are both {earlier.id!r}; "
+            "an id names one folder"
         )
     return found

@@ -3,14 +3,19 @@
 For a SQLite file this module owns everything below the SQL: creating the directory (0700) and
 the file (0600) before SQLite touches them, the per-connection pragmas (WAL, busy timeout,
 foreign keys, synchronous=NORMAL), keeping the ``-wal``/``-shm`` files as private as the database
-and the integrity check at open. Other backends get the engine and nothing else. No schema
-knowledge here (that is :mod:`syncd.store.migrate`).
+and the integrity check at open. A server database (PostgreSQL) gets connections that ride out a
+server restart (pinged before use), give up connecting after :data:`CONNECT_TIMEOUT_S` and wait
+for a row lock no longer than the busy timeout; its password (from the URL the config built)
+is registered with the log redactor. No schema knowledge here (that is
+:mod:`syncd.store.migrate`).
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import urllib.parse
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +26,11 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from syncd.errors import StoreError
+from syncd.logs import register_secret
 from syncd.store import diagnosis
 
 __all__ = [
+    "CONNECT_TIMEOUT_S",
     "DEFAULT_BUSY_TIMEOUT_MS",
     "SQLITE_CACHE_KIB",
     "DatabaseTarget",
@@ -39,6 +46,9 @@ __all__ = [
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 #: Pooled connections kept open (SQLAlchemy's default); callers with more threads ask for more.
 DEFAULT_POOL_SIZE = 5
+#: Seconds a server connection may take to open before it fails (libpq's ``connect_timeout``):
+#: an unreachable host fails fast instead of hanging for the kernel's TCP timeout (minutes).
+CONNECT_TIMEOUT_S = 5
 #: Page cache per SQLite connection, in KiB (see the pragma below).
 SQLITE_CACHE_KIB = 512
 
@@ -164,13 +174,18 @@ def make_engine(
     upload workers, the scan, the dispatcher): a connection beyond it is opened, given its
     pragmas and closed again for every transaction.
     """
-    # A server connection can die while pooled, so it is pinged before use; a SQLite file
-    # connection cannot, and the ping would cost a round trip on every one of the handful of
-    # sessions each synced file opens.
+    # A server connection can die while pooled (a server restart kills them all), so it is
+    # pinged before use and replaced when dead; a SQLite file connection cannot, and the ping
+    # would cost a round trip on every one of the handful of sessions each synced file opens.
     kwargs: dict[str, Any] = {"pool_pre_ping": not target.is_sqlite}
     if target.is_sqlite:
         # The driver's own timeout is the busy timeout too; keep both equal.
         kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000}
+    elif target.url.get_backend_name() == "postgresql":
+        kwargs["connect_args"] = postgres_connect_args(target.url, busy_timeout_ms, os.environ)
+    if target.url.password:
+        register_secret(target.url.password)
+        register_secret(urllib.parse.quote(target.url.password, safe=""))
     if target.is_sqlite and target.path is None:
         # An in-memory database lives in one connection: every thread must share it (the
         # default pool would give each thread its own, empty, unmigrated database).
@@ -183,6 +198,30 @@ def make_engine(
     if target.is_sqlite:
         _install_sqlite_pragmas(engine, busy_timeout_ms)
     return engine
+
+
+def postgres_connect_args(
+    url: URL, busy_timeout_ms: int, environ: Mapping[str, str]
+) -> dict[str, str | int]:
+    """libpq parameters syncd adds to a PostgreSQL URL: ``connect_timeout`` and a
+    ``lock_timeout`` of ``busy_timeout_ms`` (a row lock never waits forever; SQLite's
+    equivalent is the busy timeout).
+
+    Whatever the URL or libpq's environment (``PGCONNECT_TIMEOUT``, ``PGOPTIONS``) already sets
+    is kept: options the URL gives without a lock timeout get it appended, and an empty
+    ``options=`` in the URL (for a pooler that refuses startup options) sends none.
+    """
+    added: dict[str, str | int] = {}
+    query = url.query
+    if "connect_timeout" not in query and not environ.get("PGCONNECT_TIMEOUT"):
+        added["connect_timeout"] = CONNECT_TIMEOUT_S
+    options = query.get("options", environ.get("PGOPTIONS"))
+    if isinstance(options, tuple):  # given twice in the URL: libpq would take the last one
+        options = options[-1]
+    if options is None or (options and "lock_timeout" not in options):
+        lock_timeout = f"-c lock_timeout={int(busy_timeout_ms)}"
+        added["options"] = f"{options} {lock_timeout}" if options else lock_timeout
+    return added
 
 
 def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:

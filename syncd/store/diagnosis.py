@@ -2,7 +2,8 @@
 
 The one place that reads driver exceptions: every message names the database (path, or URL with
 the password masked), says what is wrong in words, and what to do about it. Nothing here retries:
-SQLite already waits ``busy_timeout`` for a lock before it gives up.
+SQLite already waits ``busy_timeout`` for a lock before it gives up, PostgreSQL ``lock_timeout``.
+A server that cannot be reached (or drops the connection) is named by host and port.
 """
 
 from __future__ import annotations
@@ -14,12 +15,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import OperationalError as DriverOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from syncd.errors import StoreError
+from syncd.logs import redact_text
 
 __all__ = ["CORRUPT_HINT", "describe_db_error", "describe_os_error", "translated"]
+
+#: PostgreSQL's SQLSTATE for a lock not granted within ``lock_timeout``.
+_PG_LOCK_NOT_AVAILABLE = "55P03"
+#: PostgreSQL's default port, used when neither the URL nor PGPORT names one.
+_PG_DEFAULT_PORT = 5432
 
 #: What to do about a corrupt database (never recreated silently: it is the only record).
 CORRUPT_HINT = (
@@ -39,8 +48,13 @@ def _sqlite_primary_code(exc: BaseException) -> str | None:
 def describe_db_error(exc: BaseException, where: str, *, busy_timeout_ms: int) -> str:
     """A sentence for a driver (or SQLAlchemy-wrapped driver) exception about ``where``."""
     orig = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    detail = str(orig).strip() or type(orig).__name__
+    # One line (libpq's messages span several), and never a registered secret.
+    detail = redact_text(" ".join(str(orig).split())) or type(orig).__name__
     code = _sqlite_primary_code(orig)
+    if code is None and _is_server_url(where):
+        server = _describe_server_error(exc, orig, detail, where, busy_timeout_ms)
+        if server is not None:
+            return server
     if code in ("BUSY", "LOCKED"):
         return (
             f"state database {where} is locked by another process or connection "
@@ -72,6 +86,63 @@ def describe_db_error(exc: BaseException, where: str, *, busy_timeout_ms: int) -
     if code in ("PERM", "AUTH"):
         return f"access to state database {where} denied ({detail})"
     return f"state database {where} failed: {detail}"
+
+
+def _describe_server_error(
+    exc: BaseException, orig: BaseException, detail: str, where: str, busy_timeout_ms: int
+) -> str | None:
+    """A sentence for a server database's connection or lock failure; None for the rest."""
+    if getattr(orig, "sqlstate", None) == _PG_LOCK_NOT_AVAILABLE:
+        return (
+            f"state database {where}: a row stayed locked by another connection for longer than "
+            f"{busy_timeout_ms} ms (lock_timeout); is another syncd (or a stuck session) "
+            "holding it?"
+        )
+    if not isinstance(exc, DriverOperationalError):
+        return None
+    address = _server_address(where)
+    if exc.statement is None:  # raised while connecting, before any SQL
+        if "password" in detail or "authentication" in detail:
+            return (
+                f"cannot log in to state database {where} ({detail}); check the user in "
+                "[state] url and the password in [state] password_file (or PGPASSFILE, "
+                "~/.pgpass, PGPASSWORD)"
+            )
+        return (
+            f"cannot connect to state database {where} ({detail}); is PostgreSQL running "
+            f"and reachable at {address}?"
+        )
+    if exc.connection_invalidated:
+        return (
+            f"lost the connection to state database {where} ({detail}); is PostgreSQL "
+            f"running and reachable at {address}?"
+        )
+    return None
+
+
+def _is_server_url(where: str) -> bool:
+    """Whether ``where`` is a server database's URL (not a file path, not SQLite)."""
+    return "://" in where and not where.startswith("sqlite")
+
+
+def _server_address(where: str) -> str:
+    """``host:port`` of the server the URL ``where`` names, as libpq would pick them."""
+    try:
+        url = make_url(where)
+    except ArgumentError:
+        return "the host and port in [state] url"
+    host = url.host or _last(url.query.get("host")) or os.environ.get("PGHOST")
+    port = url.port or _last(url.query.get("port")) or os.environ.get("PGPORT")
+    port = port or _PG_DEFAULT_PORT
+    if not host:  # libpq's default: the unix socket in its compiled-in directory
+        return f"the local unix socket (port {port})"
+    if host.startswith("/"):
+        return f"the unix socket {host}/.s.PGSQL.{port}"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _last(value: str | tuple[str, ...] | None) -> str | None:
+    return value[-1] if isinstance(value, tuple) else value
 
 
 def _on_read_only_file_system(where: str) -> bool:

@@ -25,8 +25,11 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from syncd import plan
 from syncd.domain import FileStat, LocalState
 from syncd.errors import StoreError
 from syncd.store import audit_log, rows
@@ -91,6 +94,15 @@ _KEY_ORDER_BY_DIALECT = {
     "postgresql": _FINGERPRINTS.order_by(_T.c.rel_path.collate("C")),
 }
 _KEY_ORDER_DEFAULT = _KEY_ORDER_BY_DIALECT["sqlite"]
+#: Read for a write: on PostgreSQL the row stays locked until the transaction ends, so another
+#: node's claim of it waits instead of being overwritten by a verdict read before it.
+_BY_PATH_FOR_UPDATE = _BY_PATH.with_for_update()
+#: A new row, unless another node (or thread) inserted the same path first: then nothing is
+#: inserted and the row is updated like any stored one.
+_INSERT_BY_DIALECT = {
+    "sqlite": sqlite_insert(_T).on_conflict_do_nothing().returning(_T.c.id),
+    "postgresql": postgresql_insert(_T).on_conflict_do_nothing().returning(_T.c.id),
+}
 _INSERT_LOCAL = insert(_T)
 
 
@@ -164,6 +176,19 @@ def iter_fingerprints(
             yield rel_path, size, mtime_ns, inode, states[state], sha256
 
 
+def _insert_unless_present(s: Session, values: dict[str, Any]) -> int | None:
+    """Insert a new row; its id, or None when the path's row exists already (a race)."""
+    statement = _INSERT_BY_DIALECT.get(s.get_bind().dialect.name)
+    if statement is None:
+        result = s.execute(_INSERT_LOCAL, values)
+        assert isinstance(result, CursorResult)
+        (local_id,) = result.inserted_primary_key or (None,)
+        assert isinstance(local_id, int)
+        return local_id
+    inserted = s.execute(statement, values).scalar()
+    return None if inserted is None else int(inserted)
+
+
 def upsert_local(
     s: Session,
     folder: str,
@@ -177,6 +202,7 @@ def upsert_local(
     warnings: str | None = None,
     remote_file_id: str | None = None,
     reset_attempts: bool = False,
+    keep_settled: bool = False,
     now: datetime,
 ) -> LocalFileRecord:
     """Record what was observed at ``rel_path``: create the row or update it in place.
@@ -185,10 +211,13 @@ def upsert_local(
     ``remote_file_id`` None keeps the stored pointer: it names the last uploaded version, which
     a later upload supersedes.
     ``reset_attempts`` starts a fresh retry series (new content): attempts 0, due now, and any
-    earlier upload intent forgotten (it was for other bytes).
+    earlier upload intent forgotten (it was for other bytes). With ``keep_settled``, a row that
+    already holds this content in a judged state (as another node or thread may have recorded
+    since the caller read it) keeps its state: the content was judged, and maybe claimed.
     """
     s.flush()
-    stored = s.execute(_BY_PATH, {"b_folder": folder, "b_rel_path": rel_path}).one_or_none()
+    key = {"b_folder": folder, "b_rel_path": rel_path}
+    stored = s.execute(_BY_PATH_FOR_UPDATE, key).one_or_none()
     if stored is None:
         values: dict[str, Any] = {
             "folder": folder,
@@ -210,12 +239,18 @@ def upsert_local(
             "state_changed_at": now,
             "warnings": warnings,
         }
-        result = s.execute(_INSERT_LOCAL, values)
-        assert isinstance(result, CursorResult)
-        (local_id,) = result.inserted_primary_key or (None,)
-        assert isinstance(local_id, int)
-        return LocalFileRecord(id=local_id, **values)
+        local_id = _insert_unless_present(s, values)
+        if local_id is not None:
+            return LocalFileRecord(id=local_id, **values)
+        stored = s.execute(_BY_PATH_FOR_UPDATE, key).one()
     record = LocalFileRecord(*stored)
+    if (
+        keep_settled
+        and record.sha256 == sha256
+        and record.state in plan.SETTLED_STATES
+        and state in plan.SETTLED_STATES
+    ):
+        state, reset_attempts = record.state, False
     changes = rows.state_transition(record.state, state, now)
     changes.update(
         purpose=purpose,
@@ -402,6 +437,20 @@ def pending_totals(s: Session, *, folders: Collection[str] | None = None) -> tup
         query = query.where(LocalFile.folder.in_(list(folders)))
     files, size = s.execute(query).one()
     return int(files), int(size)
+
+
+def oldest_unsynced_by_folder(s: Session, folders: Collection[str]) -> dict[str, datetime]:
+    """folder key -> since when its longest-waiting file (pending, uploading or unstable) has
+    not been on the remote; folders with nothing waiting are left out."""
+    if not folders:
+        return {}
+    query = (
+        select(LocalFile.folder, func.min(LocalFile.state_changed_at))
+        .where(LocalFile.state.in_(rows.UNSYNCED_STATES), LocalFile.folder.in_(list(folders)))
+        .group_by(LocalFile.folder)
+    )
+    # min() keeps the column's type, so the values come back aware (UTCDateTime).
+    return {folder: since for folder, since in s.execute(query)}
 
 
 def oldest_unsynced_since(s: Session) -> datetime | None:

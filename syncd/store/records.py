@@ -11,7 +11,7 @@ from datetime import datetime
 
 from syncd.domain import FileStat, LocalState
 
-__all__ = ["AuditRecord", "LocalFileRecord", "RemoteFileRecord"]
+__all__ = ["AuditRecord", "LocalFileRecord", "NodeRecord", "RemoteFileRecord"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,8 @@ class LocalFileRecord:
     state_changed_at: datetime
     warnings: str | None = None
     """Validation warnings of the current content, one per line (never blocking)."""
+    claimed_by: str | None = None
+    """The node holding this row's upload claim (``uploading``), when one is recorded."""
 
     @property
     def stat(self) -> FileStat:
@@ -67,6 +69,20 @@ class RemoteFileRecord:
     def is_live(self) -> bool:
         """Still on the remote, as far as syncd knows."""
         return self.deleted_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One row of ``nodes``: a syncd sharing the store, as of its last heartbeat."""
+
+    name: str
+    version: str
+    pid: int
+    started_at: datetime
+    last_seen_at: datetime
+    queue_depth: int
+    folders: tuple[str, ...]
+    problems: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)

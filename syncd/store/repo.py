@@ -14,6 +14,13 @@ The functions live in modules by concern and are gathered here, so callers write
 from __future__ import annotations
 
 from syncd.store.audit_log import audit, audit_entries, get_meta, set_meta
+from syncd.store.fleet import (
+    adopt_legacy_folder_keys,
+    forget_node,
+    heartbeat,
+    list_nodes,
+    take_over_silent_claims,
+)
 from syncd.store.lineage_queries import iter_remote_files
 from syncd.store.local_files import (
     Fingerprint,
@@ -25,6 +32,7 @@ from syncd.store.local_files import (
     iter_fingerprints,
     list_local,
     mark_missing,
+    oldest_unsynced_by_folder,
     oldest_unsynced_since,
     pending_count,
     pending_totals,
@@ -56,6 +64,7 @@ from syncd.store.upload_queue import (
 __all__ = [
     "VANISHED_REASON",
     "Fingerprint",
+    "adopt_legacy_folder_keys",
     "aged_remote_files",
     "audit",
     "audit_entries",
@@ -63,19 +72,23 @@ __all__ = [
     "find_live_remote_by_content",
     "find_missing_by_stat",
     "folder_fingerprints",
+    "forget_node",
     "get_local",
     "get_local_by_id",
     "get_locals",
     "get_meta",
     "get_remote",
+    "heartbeat",
     "inflight_uploads",
     "iter_fingerprints",
     "iter_remote_files",
     "list_local",
+    "list_nodes",
     "live_remote_ids",
     "local_row_count",
     "mark_missing",
     "next_due_at",
+    "oldest_unsynced_by_folder",
     "oldest_unsynced_since",
     "pending_count",
     "pending_totals",
@@ -93,5 +106,6 @@ __all__ = [
     "set_meta",
     "set_state",
     "state_counts",
+    "take_over_silent_claims",
     "upsert_local",
 ]

@@ -36,6 +36,7 @@ __all__ = [
     "LocalFile",
     "LocalStateType",
     "Meta",
+    "Node",
     "RemoteFile",
     "UTCDateTime",
 ]
@@ -54,6 +55,7 @@ FILE_ID_LENGTH = 128
 PURPOSE_LENGTH = 32
 STATE_LENGTH = 16
 ACTION_LENGTH = 32
+NODE_NAME_LENGTH = 63
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -162,6 +164,8 @@ class LocalFile(Base):
     state_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     warnings: Mapped[str | None] = mapped_column(FreeText())
     """Validation warnings of the current content, one per line: accepted, but worth a look."""
+    claimed_by: Mapped[str | None] = mapped_column(String(NODE_NAME_LENGTH))
+    """The node whose upload claim this is (``uploading`` rows); None: no node recorded."""
 
 
 class RemoteFile(Base):
@@ -203,6 +207,24 @@ class AuditEntry(Base):
     file_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
     bytes: Mapped[int | None] = mapped_column(BigInteger)
     detail: Mapped[str | None] = mapped_column(FreeText())
+
+
+class Node(Base):
+    """One syncd sharing this store (fleet mode): who it is and when it was last seen alive."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(NODE_NAME_LENGTH), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """The database's clock at the node's last heartbeat (one clock for the whole fleet)."""
+    queue_depth: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    folders: Mapped[str | None] = mapped_column(Text)
+    """The node's folder keys, one per line."""
+    problems: Mapped[str | None] = mapped_column(FreeText())
+    """Why the node is degraded, one reason per line (None: healthy)."""
 
 
 class Meta(Base):

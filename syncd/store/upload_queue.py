@@ -78,12 +78,21 @@ _CLAIM = (
         attempts=_T.c.attempts + 1,
         intent_started_at=func.coalesce(_T.c.intent_started_at, _NOW),
         intent_filename=func.coalesce(_T.c.intent_filename, bindparam("b_filename", type_=Text)),
+        claimed_by=bindparam("b_node"),
         updated_at=_NOW,
     )
 )
 #: The claim and the claimed row in one statement where the database can (SQLite 3.35+,
 #: PostgreSQL); elsewhere the row is read after the claim.
 _CLAIM_RETURNING = _CLAIM.returning(*rows.LOCAL_COLUMNS)
+#: PostgreSQL, where several nodes claim from one queue: a row another node is claiming right
+#: now (its row lock held) is skipped at once instead of waited for (``FOR UPDATE SKIP
+#: LOCKED``, as Procrastinate, River and Oban claim jobs); the next due row is tried instead.
+_CLAIM_SKIP_LOCKED = _CLAIM.where(
+    _T.c.id.in_(
+        select(_T.c.id).where(_T.c.id == bindparam("b_id")).with_for_update(skip_locked=True)
+    )
+).returning(*rows.LOCAL_COLUMNS)
 _ROW_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id"))
 _UPLOAD_TARGET = select(
     _T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id
@@ -151,7 +160,12 @@ def _first_due_queries(scope: _Scope) -> tuple[Select[Any], Select[Any]]:
 
 
 def claim_due_uploads(
-    s: Session, *, now: datetime, limit: int, folders: Collection[str] | None = None
+    s: Session,
+    *,
+    now: datetime,
+    limit: int,
+    folders: Collection[str] | None = None,
+    node: str | None = None,
 ) -> list[LocalFileRecord]:
     """Take up to ``limit`` due ``pending`` rows (earliest due first) and mark them ``uploading``.
 
@@ -160,6 +174,7 @@ def claim_due_uploads(
     out twice, nor before its retry time. The claim
     counts the attempt and records the upload intent; an intent left by an earlier, unsettled
     attempt is kept (it is the moment from which to look for that upload on the server).
+    The claim records ``node`` as the row's holder (fleet mode).
     """
     if limit <= 0 or (folders is not None and not folders):
         return []
@@ -180,17 +195,23 @@ def claim_due_uploads(
             break
         for _due, local_id, rel_path in candidates:
             tried.add(local_id)
-            record = _claim_one(s, local_id, PurePosixPath(rel_path).name, now)
+            record = _claim_one(s, local_id, PurePosixPath(rel_path).name, now, node)
             if record is not None:
                 claimed.append(record)
     return claimed
 
 
-def _claim_one(s: Session, local_id: int, filename: str, now: datetime) -> LocalFileRecord | None:
+def _claim_one(
+    s: Session, local_id: int, filename: str, now: datetime, node: str | None
+) -> LocalFileRecord | None:
     """Claim one row; its record after the claim, or None when another claimer was first."""
-    params = {"b_id": local_id, "b_now": now, "b_filename": filename}
+    params = {"b_id": local_id, "b_now": now, "b_filename": filename, "b_node": node}
     rows.forget_cached(s, LocalFile, local_id)
-    if s.get_bind().dialect.update_returning:
+    dialect = s.get_bind().dialect
+    if dialect.name == "postgresql":
+        row = s.execute(_CLAIM_SKIP_LOCKED, params).first()
+        return None if row is None else LocalFileRecord(*row)
+    if dialect.update_returning:
         row = s.execute(_CLAIM_RETURNING, params).first()
         return None if row is None else LocalFileRecord(*row)
     result = s.execute(_CLAIM, params)
@@ -206,17 +227,20 @@ def inflight_uploads(s: Session) -> list[LocalFileRecord]:
     return [rows.to_local_record(row) for row in s.scalars(query.order_by(LocalFile.id))]
 
 
-def reset_inflight(s: Session, *, now: datetime) -> int:
+def reset_inflight(s: Session, *, now: datetime, node: str | None = None) -> int:
     """After a restart: every ``uploading`` row goes back to ``pending``, due now.
 
-    The intent stays, so the next attempt first looks for the earlier upload on the server.
-    Returns how many rows were reset.
+    With ``node``, only the rows that node claimed (or that name no node): in a fleet, the
+    uploads other nodes have in flight are theirs. The intent stays, so the next attempt first
+    looks for the earlier upload on the server. Returns how many rows were reset.
     """
+    query = update(LocalFile).where(LocalFile.state == LocalState.UPLOADING)
+    if node is not None:
+        query = query.where((LocalFile.claimed_by == node) | LocalFile.claimed_by.is_(None))
     result = s.execute(
-        update(LocalFile)
-        .where(LocalFile.state == LocalState.UPLOADING)
-        .values(state=LocalState.PENDING, next_attempt_at=None, updated_at=now)
-        .execution_options(synchronize_session="fetch")
+        query.values(
+            state=LocalState.PENDING, next_attempt_at=None, claimed_by=None, updated_at=now
+        ).execution_options(synchronize_session="fetch")
     )
     assert isinstance(result, CursorResult)
     return result.rowcount

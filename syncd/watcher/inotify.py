@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,16 @@ __all__ = [
     "describe_limit_error",
     "inotify_sysctl",
 ]
+
+# watchdog's reader thread warns when a new directory's watch is added twice (its creation
+# event and its recursive walk race under load); the second add replaces the same callback, so
+# nothing is lost: keep the warning out of the daemon's stderr.
+warnings.filterwarnings(
+    "ignore",
+    message=r"Callback with id .* already exists for watch",
+    category=RuntimeWarning,
+    module=r"watchdog\.",
+)
 
 #: errno values meaning "an inotify limit was hit", not "this path is bad".
 LIMIT_ERRNOS = frozenset({errno.ENOSPC, errno.EMFILE})
