@@ -478,7 +478,10 @@ class Uploader:
         sha256 = record.sha256
         assert sha256 is not None
 
-        def write(s: Session) -> tuple[list[str], _Work | None]:
+        def write(s: Session) -> tuple[list[str], _Work | None] | LocalFileRecord:
+            taken = self._claim_lost(s, record, info.id)
+            if taken is not None:
+                return taken
             superseded = repo.record_upload(
                 s,
                 record.id,
@@ -493,7 +496,11 @@ class Uploader:
             )
             return superseded, self._claim_next(s)
 
-        superseded, following = self._persist(write)
+        written = self._persist(write)
+        if isinstance(written, LocalFileRecord):
+            self._after_lost_claim(written, folder, info.id)
+            return None
+        superseded, following = written
         outcome = "adopted" if action == "adopt" else "uploaded"
         log.info(
             f"file_{outcome}",
@@ -514,6 +521,48 @@ class Uploader:
             # and the row claimed with the record would be left in "uploading" until a restart.
             log.exception("after_upload_failed", folder=folder.name, path=record.rel_path)
         return following
+
+    def _claim_lost(
+        self, s: Session, record: LocalFileRecord, file_id: str
+    ) -> LocalFileRecord | None:
+        """The row as it is now when this node no longer holds its claim (fleet mode: it was
+        silent longer than the lease and another node took the row over), else None."""
+        node = self._settings.node
+        if node is None:
+            return None
+        current = repo.lock_local(s, record.id)
+        if current is None or current.remote_file_id == file_id:
+            return None
+        claimed_elsewhere = current.state is LocalState.UPLOADING and current.claimed_by not in (
+            None,
+            node,
+        )
+        recorded_elsewhere = (
+            current.state is LocalState.UPLOADED and current.sha256 == record.sha256
+        )
+        return current if claimed_elsewhere or recorded_elsewhere else None
+
+    def _after_lost_claim(self, current: LocalFileRecord, folder: FolderSpec, file_id: str) -> None:
+        """This node's upload finished after another node took the row over."""
+        if current.state is LocalState.UPLOADED:
+            # The other node recorded the same content as another file: ours is a duplicate.
+            log.warning(
+                "upload_discarded_after_takeover",
+                folder=folder.name,
+                path=current.rel_path,
+                file_id=file_id,
+                kept=current.remote_file_id,
+            )
+            self._discard(file_id)
+        else:
+            # Still in flight there: its adoption lookup may take this very file.
+            log.warning(
+                "upload_claim_lost",
+                folder=folder.name,
+                path=current.rel_path,
+                file_id=file_id,
+                holder=current.claimed_by,
+            )
 
     def _claim_next(self, s: Session) -> _Work | None:
         """The next due row for the calling worker, claimed in its transaction; None while

@@ -125,6 +125,15 @@ def get_locals(s: Session, folder: str, rel_paths: Iterable[str]) -> dict[str, L
     return found
 
 
+def lock_local(s: Session, local_id: int) -> LocalFileRecord | None:
+    """The row with ``local_id``, locked until the transaction ends (PostgreSQL), or None."""
+    s.flush()
+    row = s.execute(
+        select(*rows.LOCAL_COLUMNS).where(_T.c.id == local_id).with_for_update()
+    ).one_or_none()
+    return None if row is None else LocalFileRecord(*row)
+
+
 def get_local_by_id(s: Session, local_id: int) -> LocalFileRecord | None:
     """The row with ``local_id``, or None."""
     row = s.get(LocalFile, local_id)
