@@ -19,7 +19,7 @@ import pytest
 
 from syncd.emulator import EmulatorOptions, EmulatorServer
 from syncd.store import Store, open_store
-from tests.daemon_process import DaemonProcess
+from tests.daemon_process import DaemonProcess, NotifySocket
 
 if TYPE_CHECKING:  # imported when a test first asks for PostgreSQL: psycopg takes 0.2 s to load
     from tests.postgres_cluster import PostgresCluster
@@ -125,3 +125,27 @@ def engine_store(db_url: str) -> Iterator[Store]:
     opened = open_store(db_url)
     yield opened
     opened.dispose()
+
+
+StartDaemon = Callable[..., DaemonProcess]
+
+
+@pytest.fixture
+def start_daemon(api_key: str, daemons: list[DaemonProcess]) -> StartDaemon:
+    """``start_daemon(config, **kwargs)``: a started ``syncd run`` subprocess with the test
+    API key, killed at teardown."""
+
+    def start(config: Path, **kwargs: Any) -> DaemonProcess:
+        daemon = DaemonProcess(config, api_key=api_key, **kwargs)
+        daemons.append(daemon)
+        return daemon
+
+    return start
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    """A real unix datagram socket standing in for systemd's NOTIFY_SOCKET."""
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()

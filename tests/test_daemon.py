@@ -5,9 +5,8 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -15,29 +14,11 @@ import pytest
 from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
 from tests.configs import FolderSetup, chat_line, write_chat_file, write_config
-from tests.daemon_process import DaemonProcess, NotifySocket, db_states, remote_names
+from tests.conftest import StartDaemon
+from tests.daemon_process import NotifySocket, db_states, remote_names
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
-
-StartDaemon = Callable[..., DaemonProcess]
-
-
-@pytest.fixture
-def start_daemon(api_key: str, daemons: list[DaemonProcess]) -> StartDaemon:
-    def start(config: Path, **kwargs: Any) -> DaemonProcess:
-        daemon = DaemonProcess(config, api_key=api_key, **kwargs)
-        daemons.append(daemon)
-        return daemon
-
-    return start
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    yield sock
-    sock.close()
 
 
 def test_new_files_are_uploaded_and_systemd_hears_ready_and_stopping(

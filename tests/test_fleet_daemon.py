@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +27,7 @@ from syncd.hashing import stat_file
 from syncd.store import Store, open_store, repo
 from syncd.store.records import LocalFileRecord, NodeRecord
 from tests.configs import FolderSetup, write_chat_file, write_config
+from tests.conftest import StartDaemon
 from tests.daemon_process import DaemonProcess, NotifySocket, remote_names
 from tests.support import wait_until
 
@@ -66,23 +67,6 @@ def fleet_config(
     )
 
 
-@pytest.fixture
-def start(api_key: str, daemons: list[DaemonProcess]) -> Callable[..., DaemonProcess]:
-    def start_daemon(config: Path, **kwargs: Any) -> DaemonProcess:
-        daemon = DaemonProcess(config, api_key=api_key, **kwargs)
-        daemons.append(daemon)
-        return daemon
-
-    return start_daemon
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    yield sock
-    sock.close()
-
-
 def node_row(store: Store, name: str) -> NodeRecord | None:
     with store.session() as s:
         return next((n for n in repo.list_nodes(s) if n.name == name), None)
@@ -115,7 +99,7 @@ def test_the_daemon_heartbeats_and_syncd_nodes_shows_it_alive_beside_a_stale_nod
     tmp_path: Path,
     db_url: str,
     emulator: EmulatorServer,
-    start: Callable[..., DaemonProcess],
+    start_daemon: StartDaemon,
 ) -> None:
     """The heartbeat row appears at once and refreshes (on SQLite too: one row); it carries the
     version, pid, folders and the node's problems (a folder that is gone). ``syncd nodes``
@@ -127,7 +111,7 @@ def test_the_daemon_heartbeats_and_syncd_nodes_shows_it_alive_beside_a_stale_nod
         tmp_path, emulator, db=db_url, folders=[FolderSetup(own), FolderSetup(gone)]
     )
     gone.rmdir()  # configured, missing: the daemon is degraded and its heartbeat says why
-    daemon = start(config)
+    daemon = start_daemon(config)
     daemon.wait_event("file_uploaded", path="a.jsonl")
 
     with open_store(db_url) as store:
@@ -229,7 +213,7 @@ def test_a_silent_nodes_uploads_in_flight_are_taken_over_and_land_exactly_once(
     postgres_url: str,
     make_emulator: Callable[..., EmulatorServer],
     api_key: str,
-    start: Callable[..., DaemonProcess],
+    start_daemon: StartDaemon,
 ) -> None:
     """``ghost`` claimed two files of a shared folder an hour ago and went silent; one of its
     uploads had reached the server. A running node takes both over once it has heartbeated
@@ -288,7 +272,7 @@ def test_a_silent_nodes_uploads_in_flight_are_taken_over_and_land_exactly_once(
         with Mistral(api_key=api_key, server_url=emulator.url) as client:
             landed_id = client.files.upload(file=files["landed.jsonl"], purpose="fine-tune").id
 
-        daemon = start(config)
+        daemon = start_daemon(config)
         started = daemon.wait_event("daemon_started")
         taken = daemon.wait_event("claims_taken_over", timeout=30)
         assert taken["count"] == 2
@@ -327,7 +311,7 @@ def test_the_daemon_rides_out_a_postgresql_outage_and_syncs_what_arrived_meanwhi
     postgres_url: str,
     make_emulator: Callable[..., EmulatorServer],
     api_key: str,
-    start: Callable[..., DaemonProcess],
+    start_daemon: StartDaemon,
     notify: NotifySocket,
 ) -> None:
     """PostgreSQL crashes under a running daemon: it stays up, /healthz answers 503 naming the
@@ -352,7 +336,7 @@ def test_the_daemon_rides_out_a_postgresql_outage_and_syncs_what_arrived_meanwhi
         level="debug",
         password_file=password_file,
     )
-    daemon = start(config, notify=notify)
+    daemon = start_daemon(config, notify=notify)
     metrics_url = "http://" + daemon.wait_event("metrics_listening")["listen"]
 
     with open_store(postgres_url) as store:
