@@ -36,6 +36,7 @@ BENCHMARKS: dict[str, str] = {
     "memory": "benchmarks.bench_memory",
     "rescan": "benchmarks.bench_rescan",
     "validation": "benchmarks.bench_validation",
+    "fleet": "benchmarks.bench_fleet",
 }
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.json"

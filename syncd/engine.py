@@ -71,6 +71,8 @@ class SyncReport:
     """Why the pass stopped waiting for uploads: the API was down for too long."""
     remote: ReconcileReport | None = None
     """What the remote reconcile found (files that vanished from the remote)."""
+    uploading_elsewhere: int = 0
+    """Files of shared folders other nodes are uploading right now: theirs to finish."""
 
     def total(self, *states: LocalState) -> int:
         return sum(
@@ -80,8 +82,11 @@ class SyncReport:
     @property
     def not_uploaded(self) -> int:
         """Eligible files that are not on the remote: pending, failed or unstable."""
-        return self.total(
-            LocalState.PENDING, LocalState.UPLOADING, LocalState.FAILED, LocalState.UNSTABLE
+        return (
+            self.total(
+                LocalState.PENDING, LocalState.UPLOADING, LocalState.FAILED, LocalState.UNSTABLE
+            )
+            - self.uploading_elsewhere
         )
 
     @property
@@ -188,10 +193,15 @@ class Engine:
 
     def report(self) -> SyncReport:
         keys = self.folders()
+        node = self.uploader.settings.node
         with self.store.session() as s:
             counts = repo.state_counts(s)
+            elsewhere = repo.uploading_elsewhere(s, node=node, folders=list(keys)) if node else 0
         names = {key: spec.name for key, spec in keys.items()}
-        return SyncReport(counts={names[k]: v for k, v in counts.items() if k in names})
+        return SyncReport(
+            counts={names[k]: v for k, v in counts.items() if k in names},
+            uploading_elsewhere=elsewhere,
+        )
 
     def sync_once(
         self,

@@ -28,7 +28,8 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +45,7 @@ __all__ = [
     "FleetRuntime",
     "NodeSnapshot",
     "StateDatabaseMonitor",
+    "beating",
     "database_now",
 ]
 
@@ -273,3 +275,24 @@ class FleetRuntime:
             )
             self._on_taken_over(count)
         return count
+
+
+@contextmanager
+def beating(runtime: FleetRuntime, *, every: timedelta) -> Iterator[FleetRuntime]:
+    """Heartbeat ``every`` so long in a thread while the block runs (``syncd sync``): a pass
+    killed mid-upload then has its claims taken over like a daemon's, after the lease."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while True:
+            runtime.beat()
+            if done.wait(every.total_seconds()):
+                return
+
+    thread = threading.Thread(target=beat, name="syncd-heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield runtime
+    finally:
+        done.set()
+        thread.join(timeout=10)

@@ -636,8 +636,14 @@ class Uploader:
         next_attempt_at = None if give_up else now + timedelta(seconds=delay)
         # The intent stays on the row until an outcome is certain: any earlier attempt may
         # have reached the server, so the next one looks before it sends.
-        self._persist(
-            lambda s: repo.record_failure(
+
+        def write(s: Session) -> LocalFileRecord | None:
+            # A late failure of a claim another node took over is not this node's to record:
+            # the row may be uploaded by now, and putting it back to pending re-uploads it.
+            taken = self._claim_lost(s, record, "")
+            if taken is not None:
+                return taken
+            repo.record_failure(
                 s,
                 record.id,
                 # Server and library messages go to the database: never with a secret inside.
@@ -648,7 +654,19 @@ class Uploader:
                 count_attempt=counted,
                 now=now,
             )
-        )
+            return None
+
+        taken = self._persist(write)
+        if taken is not None:
+            log.warning(
+                "upload_claim_lost",
+                folder=folder.name,
+                path=record.rel_path,
+                holder=taken.claimed_by,
+                state=taken.state.value,
+                error=str(exc),
+            )
+            return
         status_code = getattr(exc, "status_code", None)
         fields = {
             "folder": folder.name,

@@ -197,3 +197,15 @@ def test_scanners_racing_to_insert_one_new_path_make_one_row(store: Store) -> No
     assert errors == []
     with store.session() as s:
         assert sorted(r.rel_path for r in repo.list_local(s, folder=SHARED)) == sorted(paths)
+
+
+def test_uploads_in_flight_on_other_nodes_are_counted_apart(store: Store) -> None:
+    """`syncd sync` on one node does not count another node's uploads in flight as its own
+    failures (they are that node's to finish)."""
+    put(store, "a.jsonl")
+    put(store, "b.jsonl")
+    claim(store, "n2")
+    with store.session() as s:
+        assert repo.uploading_elsewhere(s, node="n1", folders=[SHARED]) == 2
+        assert repo.uploading_elsewhere(s, node="n2", folders=[SHARED]) == 0
+        assert repo.uploading_elsewhere(s, node="n1", folders=["n1:/own"]) == 0

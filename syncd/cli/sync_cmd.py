@@ -36,6 +36,7 @@ from syncd.cli.context import (
 from syncd.connection import connect
 from syncd.engine import Engine, SyncReport
 from syncd.errors import ApiError, ConfigError, StoreError
+from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor, beating
 from syncd.logs import configure_logging
 from syncd.uploader import UploadEvent
 
@@ -123,6 +124,23 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
             )
             # Also on the way out of a failure: workers waiting out a locked store must end.
             stack.callback(engine.uploader.stop, grace=5)
+            # A pass heartbeats like a daemon: killed mid-upload, its claims are taken over
+            # by the other nodes after the lease (a node without a heartbeat never is).
+            stack.enter_context(
+                beating(
+                    FleetRuntime(
+                        store,
+                        node=config.node.name,
+                        lease=config.node.lease,
+                        snapshot=lambda: NodeSnapshot(
+                            folders=tuple(engine.folders()), queue_depth=None
+                        ),
+                        monitor=StateDatabaseMonitor(store.url),
+                        on_taken_over=lambda _count: engine.uploader.wake(),
+                    ),
+                    every=config.node.heartbeat,
+                )
+            )
             if view is not None:
                 stack.enter_context(view.progress)
 
@@ -173,3 +191,8 @@ def _print_report(console: Console, report: SyncReport) -> None:
         )
     if report.not_uploaded:
         console.print(f"[red]{report.not_uploaded} file(s) not uploaded: see `syncd status`[/red]")
+    if report.uploading_elsewhere:
+        console.print(
+            f"{report.uploading_elsewhere} file(s) of shared folders are being uploaded by other "
+            "nodes (`syncd nodes`)"
+        )

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from datetime import datetime, timedelta
 
-from sqlalchemy import CursorResult, delete, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from syncd.domain import LocalState
@@ -27,6 +27,7 @@ __all__ = [
     "heartbeat",
     "list_nodes",
     "take_over_silent_claims",
+    "uploading_elsewhere",
 ]
 
 
@@ -78,6 +79,19 @@ def forget_node(s: Session, name: str) -> bool:
     result = s.execute(delete(Node).where(Node.name == name))
     assert isinstance(result, CursorResult)
     return result.rowcount > 0
+
+
+def uploading_elsewhere(s: Session, *, node: str, folders: Collection[str]) -> int:
+    """``uploading`` rows of ``folders`` claimed by other nodes (their uploads in flight)."""
+    if not folders:
+        return 0
+    query = select(func.count()).where(
+        LocalFile.state == LocalState.UPLOADING,
+        LocalFile.folder.in_(list(folders)),
+        LocalFile.claimed_by.is_not(None),
+        LocalFile.claimed_by != node,
+    )
+    return s.scalar(query) or 0
 
 
 def take_over_silent_claims(

@@ -20,6 +20,7 @@ from syncd.store.fleet import (
     heartbeat,
     list_nodes,
     take_over_silent_claims,
+    uploading_elsewhere,
 )
 from syncd.store.lineage_queries import iter_remote_files
 from syncd.store.local_files import (
@@ -109,5 +110,6 @@ __all__ = [
     "set_state",
     "state_counts",
     "take_over_silent_claims",
+    "uploading_elsewhere",
     "upsert_local",
 ]
