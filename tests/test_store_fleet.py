@@ -22,7 +22,16 @@ def store(engine_store: Store) -> Store:
     return engine_store
 
 
-def put(store: Store, rel_path: str, *, folder: str = SHARED, sha: str = "a" * 64) -> int:
+def put(
+    store: Store,
+    rel_path: str,
+    *,
+    folder: str = SHARED,
+    sha: str = "a" * 64,
+    keep_settled: bool = True,
+    reset_attempts: bool = False,
+) -> int:
+    """Record a scan's verdict "pending" for ``rel_path``, as the pipeline does."""
     with store.session() as s:
         return repo.upsert_local(
             s,
@@ -32,6 +41,8 @@ def put(store: Store, rel_path: str, *, folder: str = SHARED, sha: str = "a" * 6
             stat=STAT,
             sha256=sha,
             state=LocalState.PENDING,
+            reset_attempts=reset_attempts,
+            keep_settled=keep_settled,
             now=T0,
         ).id
 
@@ -139,37 +150,14 @@ def test_a_scan_does_not_undo_another_nodes_claim_of_the_same_content(store: Sto
     """Node B read the row as pending, node A claimed it, then B records its verdict."""
     put(store, "a.jsonl")
     claim(store, "A")
-    with store.session() as s:
-        repo.upsert_local(
-            s,
-            SHARED,
-            "a.jsonl",
-            purpose="fine-tune",
-            stat=STAT,
-            sha256="a" * 64,
-            state=LocalState.PENDING,  # B's verdict, from its earlier read
-            keep_settled=True,
-            now=T0,
-        )
+    put(store, "a.jsonl")  # B's verdict, from its earlier read
     assert state_of(store, "a.jsonl") is LocalState.UPLOADING
 
 
 def test_new_content_still_replaces_a_settled_state(store: Store) -> None:
     put(store, "a.jsonl")
     claim(store, "A")
-    with store.session() as s:
-        repo.upsert_local(
-            s,
-            SHARED,
-            "a.jsonl",
-            purpose="fine-tune",
-            stat=STAT,
-            sha256="b" * 64,
-            state=LocalState.PENDING,
-            reset_attempts=True,
-            keep_settled=True,
-            now=T0,
-        )
+    put(store, "a.jsonl", sha="b" * 64, reset_attempts=True)
     assert state_of(store, "a.jsonl") is LocalState.PENDING
 
 

@@ -115,11 +115,19 @@ def _describe(value: object) -> str:
     return json_type(value)
 
 
+def _either(record: Mapping[str, Any], first: str, second: str, noun: str) -> tuple[str, str]:
+    """[MF] reads one of two spellings of a key, never both: the one present (``first`` when
+    neither is), and why the record is refused when both are (else "")."""
+    if first in record and second in record:
+        return first, f'has both "{first}" and "{second}"; {noun} has one of them'
+    return (first if first in record else second), ""
+
+
 def _check_pretrain(record: Mapping[str, Any], warnings: list[str]) -> list[str]:
     """[MF] get_pretrain_sample: ``text`` or ``content`` (not both) holding a string."""
-    if "text" in record and "content" in record:
-        return ['has both "text" and "content"; a pretrain record has one of them']
-    key = "text" if "text" in record else "content"
+    key, both = _either(record, "text", "content", "a pretrain record")
+    if both:
+        return [both]
     text = record[key]
     if not isinstance(text, str):
         return [f'"{key}" must be a string, got {json_type(text)}']
@@ -199,10 +207,9 @@ class _ConversationCheck:
 
     def run(self) -> list[str]:
         record = self.record
-        # [MF] one of "messages" / "interactions", never both.
-        if "messages" in record and "interactions" in record:
-            return ['has both "messages" and "interactions"; a conversation has one of them']
-        key = "messages" if "messages" in record else "interactions"
+        key, both = _either(record, "messages", "interactions", "a conversation")
+        if both:
+            return [both]
         messages = record[key]
         if not isinstance(messages, list):
             return [f'"{key}" must be a list of messages, got {_describe(messages)}']
