@@ -456,9 +456,6 @@ class _ConversationCheck:
                     f'{call_where}: "function" must be an object with "name" and "arguments"'
                 )
                 continue
-            if not isinstance(call["id"], str):
-                self.problems.append(f'{call_where}: "id" must be a string')
-                continue
             arguments = function["arguments"]
             if not isinstance(arguments, str):
                 self.problems.append(
