@@ -658,6 +658,29 @@ def _shut(end: socket.socket | None) -> None:
             end.shutdown(socket.SHUT_RDWR)
 
 
+def _n2_behind_a_proxy(
+    tmp_path: Path, emulator: EmulatorServer, database: Database
+) -> tuple[HoldingProxy, Path, dict[str, Path]]:
+    """Nodes n1 and n2 on one share (made here); n2 reaches the emulator through a proxy
+    that can hold its requests."""
+    host, port = emulator.url.removeprefix("http://").rsplit(":", 1)
+    proxy = HoldingProxy((host, int(port)))
+    share = tmp_path / "share"
+    share.mkdir(exist_ok=True)
+    configs = {
+        node: node_config(
+            tmp_path / node,
+            server_url=server_url,
+            database=database,
+            folder=share,
+            node=node,
+            shared=True,
+        )
+        for node, server_url in (("n1", emulator.url), ("n2", proxy.url))
+    }
+    return proxy, share, configs
+
+
 @pytest.mark.parametrize(
     "late_answer",
     ["uploaded", "failed"],
@@ -677,21 +700,7 @@ def test_a_node_paused_past_its_lease_does_not_undo_the_takeover(
     Either way the file n1 recorded must stay the file's one remote copy: not repointed, not
     deleted as "superseded", not queued and uploaded again."""
     emulator = make_emulator(dedupe=False)
-    host, port = emulator.url.removeprefix("http://").rsplit(":", 1)
-    proxy = HoldingProxy((host, int(port)))
-    share = tmp_path / "share"
-    share.mkdir()
-    configs = {
-        node: node_config(
-            tmp_path / node,
-            server_url=server_url,
-            database=database,
-            folder=share,
-            node=node,
-            shared=True,
-        )
-        for node, server_url in (("n1", emulator.url), ("n2", proxy.url))
-    }
+    proxy, share, configs = _n2_behind_a_proxy(tmp_path, emulator, database)
     data = chat_bytes("sent late")
 
     def row() -> tuple[str, str | None]:
@@ -766,20 +775,7 @@ def test_the_claims_of_a_sync_pass_killed_mid_upload_are_taken_over(
     on the way; n2 never runs again. The daemon on n1 syncing the same share must take n2's
     claim over after the lease and upload the file, once."""
     emulator = make_emulator(dedupe=False)
-    host, port = emulator.url.removeprefix("http://").rsplit(":", 1)
-    proxy = HoldingProxy((host, int(port)))
-    share = tmp_path / "share"
-    configs = {
-        node: node_config(
-            tmp_path / node,
-            server_url=server_url,
-            database=database,
-            folder=share,
-            node=node,
-            shared=True,
-        )
-        for node, server_url in (("n1", emulator.url), ("n2", proxy.url))
-    }
+    proxy, share, configs = _n2_behind_a_proxy(tmp_path, emulator, database)
     data = chat_bytes("cron job killed")
     write_atomically(share / "cron.jsonl", data)
     try:
