@@ -34,6 +34,7 @@ BENCHMARKS: dict[str, str] = {
     "small_files": "benchmarks.bench_small_files",
     "latency": "benchmarks.bench_latency",
     "memory": "benchmarks.bench_memory",
+    "status_page": "benchmarks.bench_status_page",
     "rescan": "benchmarks.bench_rescan",
     "validation": "benchmarks.bench_validation",
     "fleet": "benchmarks.bench_fleet",

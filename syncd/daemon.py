@@ -45,16 +45,18 @@ from syncd.fleet_runtime import (
     NodeSnapshot,
     StateDatabaseMonitor,
 )
-from syncd.metrics import Metrics, MetricsServer
+from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.paths import to_key
 from syncd.pipeline import FolderSpec
 from syncd.reconcile import ReconcileReport
 from syncd.retention_job import ScheduledRetention
+from syncd.retention_preview import RetentionPreview, RetentionPreviewer
 from syncd.retention_setup import retention_settings, retention_trigger
 from syncd.store import open_store, repo
 from syncd.uploader import UploadEvent
 from syncd.watcher import Debouncer, Watcher
+from syncd.web import LiveStatus, StatusServer, create_status_app
 
 __all__ = ["DEFAULT_GRACE", "Daemon"]
 
@@ -114,6 +116,8 @@ class Daemon:
         )
         self._debounce_lock = threading.Condition()
         self._last_good_rescan: datetime | None = None
+        #: folder key -> when its last full scan finished without an error (the status page).
+        self._last_good_scan: dict[str, datetime] = {}
         self._overflows_counted = 0
         self._started_at = datetime.now(UTC)
         #: This node's queue depth as the status tick last read it (None: not read yet).
@@ -126,6 +130,7 @@ class Daemon:
         self._watcher: Watcher | None = None
         self._scheduler: BackgroundScheduler | None = None
         self._retention: ScheduledRetention | None = None
+        self._retention_preview: RetentionPreviewer | None = None
         self._database: StateDatabaseMonitor | None = None
         self._fleet: FleetRuntime | None = None
 
@@ -151,6 +156,9 @@ class Daemon:
             self._engine = engine
             # Reads self._config at every run, so SIGHUP's new ages apply from the next run.
             self._retention = ScheduledRetention(
+                store, connection.client, lambda: retention_settings(self._config)
+            )
+            self._retention_preview = RetentionPreviewer(
                 store, connection.client, lambda: retention_settings(self._config)
             )
             self._fleet = FleetRuntime(
@@ -517,6 +525,8 @@ class Daemon:
         # Its deletions must not look like files that vanished to a concurrent reconcile.
         with self._engine.deletions_lock:
             self._retention()
+        if self._retention_preview is not None:
+            self._retention_preview.invalidate()  # the page's plan is out of date now
 
     def _rescan_all(self, *, with_remote: bool = True) -> None:
         """The scheduled rescan: failed files get another chance, the remote is reconciled
@@ -549,8 +559,13 @@ class Daemon:
             return
         for name, error in errors.items():
             self._folder_degraded(name, error)
+        finished = datetime.now(UTC)
+        keys = {spec.name: key for key, spec in self._engine.folders().items()}
+        for summary in summaries:
+            if summary.folder not in errors and summary.folder in keys:
+                self._last_good_scan[keys[summary.folder]] = finished
         if not errors:
-            self._last_good_rescan = datetime.now(UTC)
+            self._last_good_rescan = finished
             self._metrics.last_good_rescan_timestamp_seconds.set(time.time())
         log.info(
             "rescan_finished",
@@ -601,6 +616,8 @@ class Daemon:
         if self._scheduler is not None and new.retention != self._config.retention:
             self._scheduler.reschedule_job("retention", trigger=retention_trigger(new.retention))
         self._config = new
+        if self._retention_preview is not None:
+            self._retention_preview.invalidate()
         log.info(
             "config_reloaded",
             added=[s.name for s in added if s.key not in old_specs],
@@ -618,6 +635,7 @@ class Daemon:
                 continue
             try:
                 self._engine.pipeline.scan(spec)
+                self._last_good_scan[key] = datetime.now(UTC)
             except LocalFileError as exc:
                 self._folder_degraded(spec.name, str(exc))
             except StoreError as exc:
@@ -629,14 +647,62 @@ class Daemon:
     # -- metrics and uploads --------------------------------------------------------------------
 
     def _start_metrics(self, stack: ExitStack) -> None:
+        """The status listener: the page, /api, /metrics and /healthz on ``[metrics] listen``."""
         address = self._config.metrics.address
         if address is None:
             return
+        assert self._engine is not None
         host, port = address
-        server = MetricsServer(self._metrics, host, port, health=self._health)
+        token_file = self._config.metrics.token_file
+        app = create_status_app(
+            store=self._engine.store,
+            source=self,
+            registry=self._metrics.registry,
+            health=self._health,
+            token=None if token_file is None else token_file.value.get_secret_value(),
+        )
+        server = StatusServer(app, host, port)
         server.start()
         stack.callback(server.stop)
-        log.info("metrics_listening", listen=f"{host}:{server.port}")
+        shown = f"[{host}]" if ":" in host else host
+        log.info(
+            "metrics_listening",
+            listen=f"{shown}:{server.port}",
+            status_page=f"http://{shown}:{server.port}/",
+            token_required=token_file is not None,
+        )
+
+    # -- what the status page asks (syncd.web.StatusSource) ---------------------------------------
+
+    def folders(self) -> Mapping[str, FolderSpec]:
+        """folder key -> the folder as configured now."""
+        return {} if self._engine is None else self._engine.folders()
+
+    def live(self) -> LiveStatus:
+        """The daemon's own state for the status page, read without touching the store."""
+        engine = self._engine
+        healthy, reason = self._health()
+        gate = engine.uploader.gate if engine is not None else None
+        down_for = gate.down_for() if gate is not None else None
+        job = self._scheduler.get_job("retention") if self._scheduler is not None else None
+        return LiveStatus(
+            node=self._config.node.name,
+            started_at=self._started_at,
+            healthy=healthy,
+            health_reason=reason,
+            queue_depth=self._queue_depth,
+            uploading=engine.uploader.inflight if engine is not None else 0,
+            api_down_for=down_for,
+            api_error=gate.last_error if gate is not None and down_for is not None else None,
+            last_good_scan=dict(self._last_good_scan),
+            next_retention_at=getattr(job, "next_run_time", None),
+            lease=self._config.node.lease,
+        )
+
+    def retention_preview(self) -> RetentionPreview:
+        """What the next retention run would delete (a dry run, at most a minute old)."""
+        assert self._retention_preview is not None
+        return self._retention_preview.current()
 
     def _health(self) -> tuple[bool, str]:
         reasons: list[str] = []

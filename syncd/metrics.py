@@ -1,22 +1,15 @@
-"""Prometheus metrics for one daemon, and the small HTTP server for ``/metrics`` and ``/healthz``.
+"""Prometheus metrics for one daemon: their names, labels and the registry they live in.
 
-Owns the metric names, their labels and the exposition endpoint. Every daemon gets a private
-``CollectorRegistry`` (nothing global, so tests and embedded daemons never collide). Setting the
-values is the daemon's job; what "healthy" means is the ``health`` callable's.
+Every daemon gets a private ``CollectorRegistry`` (nothing global, so tests and embedded daemons
+never collide). Setting the values is the daemon's job; serving them (``/metrics`` beside the
+status page) is :mod:`syncd.web`'s.
 """
 
 from __future__ import annotations
 
 import platform
-import socket
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from socketserver import ThreadingMixIn
-from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
-from wsgiref.types import StartResponse, WSGIEnvironment
+from collections.abc import Mapping
 
-import structlog
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -24,20 +17,12 @@ from prometheus_client import (
     Info,
     ProcessCollector,
     generate_latest,
-    make_wsgi_app,
 )
 
 from syncd import __version__
 from syncd.domain import LocalState
 
-__all__ = ["HealthCheck", "Metrics", "MetricsServer"]
-
-log = structlog.get_logger(__name__)
-
-_SHUTDOWN_POLL_SECONDS = 0.1
-
-HealthCheck = Callable[[], tuple[bool, str]]
-"""Returns ``(healthy, reason)``; the reason is the 503 body when unhealthy."""
+__all__ = ["Metrics"]
 
 
 class Metrics:
@@ -137,120 +122,3 @@ class Metrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format (what ``GET /metrics`` returns)."""
         return generate_latest(self.registry)
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    # A slow scraper must not block /healthz; threads die with the process.
-    daemon_threads = True
-
-
-class _LoggingHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        # wsgiref writes every request to stderr; requests are routine, so debug only.
-        log.debug("metrics_request", client=self.address_string(), line=format % args)
-
-
-class MetricsServer:
-    """Serves ``GET /metrics`` and ``GET /healthz`` from a background thread.
-
-    ``/healthz`` answers 200 ``ok`` or 503 with the reason ``health()`` gave. ``port=0`` picks
-    a free port; read it from :attr:`port` after :meth:`start`.
-    """
-
-    def __init__(self, metrics: Metrics, host: str, port: int, health: HealthCheck) -> None:
-        self._metrics_app = make_wsgi_app(metrics.registry)
-        # "[::1]" as written in a listen address is the host "::1".
-        self._host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        self._requested_port = port
-        self._health = health
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def port(self) -> int:
-        """The TCP port actually bound."""
-        if self._server is None:
-            raise RuntimeError("the metrics server is not started")
-        return self._server.server_port
-
-    def start(self) -> None:
-        """Bind and start serving; bind errors (address in use) raise here, not in the thread.
-
-        Raises:
-            OSError: the address cannot be bound.
-        """
-        if self._server is not None:
-            raise RuntimeError("the metrics server is already started")
-
-        # HTTPServer is IPv4-only by default; pick the family the host needs ("::1" works).
-        family = socket.getaddrinfo(
-            self._host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )[0][0]
-
-        class _Server(_ThreadingWSGIServer):
-            address_family = family
-
-        server = make_server(
-            self._host,
-            self._requested_port,
-            self._app,
-            server_class=_Server,
-            handler_class=_LoggingHandler,
-        )
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            # How often the loop checks for stop(): bounds shutdown time, costs ~nothing idle.
-            kwargs={"poll_interval": _SHUTDOWN_POLL_SECONDS},
-            name="syncd-metrics-http",
-            daemon=True,
-        )
-        self._thread.start()
-        log.info("metrics_server_started", host=self._host, port=server.server_port)
-
-    def stop(self) -> None:
-        """Stop serving and close the socket; safe to call when not started."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _app(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        method = environ.get("REQUEST_METHOD", "GET")
-        if path == "/metrics":
-            result: Iterable[bytes] = self._metrics_app(environ, start_response)
-            return result
-        if path != "/healthz":
-            return _text(start_response, "404 Not Found", "not found: try /metrics or /healthz")
-        if method != "GET":
-            return _text(start_response, "405 Method Not Allowed", "use GET", [("Allow", "GET")])
-        try:
-            healthy, reason = self._health()
-        except Exception as exc:
-            log.exception("health_check_failed")
-            healthy, reason = False, f"health check failed: {type(exc).__name__}: {exc}"
-        if healthy:
-            return _text(start_response, "200 OK", "ok")
-        return _text(start_response, "503 Service Unavailable", reason or "unhealthy")
-
-
-def _text(
-    start_response: StartResponse,
-    status: str,
-    body: str,
-    extra_headers: list[tuple[str, str]] | None = None,
-) -> list[bytes]:
-    payload = (body + "\n").encode()
-    headers = [
-        ("Content-Type", "text/plain; charset=utf-8"),
-        ("Content-Length", str(len(payload))),
-        ("Cache-Control", "no-store"),
-        *(extra_headers or []),
-    ]
-    start_response(status, headers)
-    return [payload]

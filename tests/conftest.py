@@ -3,6 +3,8 @@
 ``emulator`` is ready-made (API key ``"test-key"``); ``make_emulator`` builds more, with option
 overrides and optionally a given data dir (to test restarts). Every server is stopped at teardown.
 
+``browser`` is one headless Chromium for the session (:mod:`tests.browser`).
+
 PostgreSQL: ``postgres_cluster`` is one throwaway cluster for the whole session, started the
 first time a test asks for it (:mod:`tests.postgres_cluster`); ``postgres_url`` is a fresh
 empty database in it per test; ``db_url`` runs a test once on SQLite and once on PostgreSQL,
@@ -22,6 +24,8 @@ from syncd.store import Store, open_store
 from tests.daemon_process import DaemonProcess, NotifySocket
 
 if TYPE_CHECKING:  # imported when a test first asks for PostgreSQL: psycopg takes 0.2 s to load
+    from playwright.sync_api import Browser
+
     from tests.postgres_cluster import PostgresCluster
 
 TEST_API_KEY = "test-key"
@@ -149,3 +153,21 @@ def notify(tmp_path: Path) -> Iterator[NotifySocket]:
     sock = NotifySocket(tmp_path / "notify.sock")
     yield sock
     sock.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """One headless Chromium (Debian's, driven by Playwright) for the session's browser tests;
+    each test opens a context of its own."""
+    # Imported only when a browser test runs: Playwright is not needed to collect the suite.
+    from playwright.sync_api import sync_playwright
+
+    from tests.browser import launch as launch_chromium
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+

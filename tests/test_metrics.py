@@ -1,18 +1,25 @@
-"""Metrics registry contents and the /metrics + /healthz server over real loopback HTTP."""
+"""Metrics registry contents, and /metrics + /healthz on the status listener over real HTTP."""
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+from syncd.api import Mistral
 from syncd.domain import LocalState
-from syncd.metrics import Metrics, MetricsServer
+from syncd.metrics import Metrics
+from syncd.retention_job import RetentionSettings
+from syncd.retention_preview import RetentionPreviewer
+from syncd.store import open_store
+from syncd.web import StatusServer, create_status_app
+from tests.status_support import FixedSource
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -40,15 +47,49 @@ def health() -> HealthSwitch:
 
 
 @pytest.fixture
-def server(health: HealthSwitch) -> Iterator[tuple[Metrics, MetricsServer]]:
-    metrics = Metrics()
-    server = MetricsServer(metrics, "127.0.0.1", 0, health)
-    server.start()
-    yield metrics, server
-    server.stop()
+def serve(tmp_path: Path) -> Iterator[Callable[..., tuple[StatusServer, Metrics]]]:
+    """Start the status listener (the page, /metrics, /healthz) on an empty real store."""
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    started: list[StatusServer] = []
+    clients: list[Mistral] = []
+
+    def start(
+        health: HealthSwitch | Callable[[], tuple[bool, str]],
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> tuple[StatusServer, Metrics]:
+        metrics = Metrics()
+        client = Mistral(api_key="unused", server_url="http://127.0.0.1:9")
+        clients.append(client)
+        previewer = RetentionPreviewer(store, client, lambda: RetentionSettings(policies={}))
+        app = create_status_app(
+            store=store,
+            source=FixedSource({}, previewer),
+            registry=metrics.registry,
+            health=health,
+        )
+        server = StatusServer(app, host, port)
+        server.start()
+        started.append(server)
+        return server, metrics
+
+    yield start
+    for server in started:
+        server.stop()
+    for client in clients:
+        client.close()
+    store.dispose()
 
 
-def _url(server: MetricsServer, path: str) -> str:
+@pytest.fixture
+def server(
+    serve: Callable[..., tuple[StatusServer, Metrics]], health: HealthSwitch
+) -> tuple[Metrics, StatusServer]:
+    http, metrics = serve(health)
+    return metrics, http
+
+
+def _url(server: StatusServer, path: str) -> str:
     return f"http://127.0.0.1:{server.port}{path}"
 
 
@@ -129,7 +170,7 @@ class TestMetrics:
 
 class TestMetricsServer:
     def test_metrics_endpoint_serves_prometheus_text(
-        self, server: tuple[Metrics, MetricsServer]
+        self, server: tuple[Metrics, StatusServer]
     ) -> None:
         """GET /metrics returns the registry in the text format, with live values."""
         metrics, http = server
@@ -140,7 +181,7 @@ class TestMetricsServer:
         assert _samples(response.text)[("syncd_queue_depth", ())] == 3
 
     def test_healthz_follows_the_health_check(
-        self, server: tuple[Metrics, MetricsServer], health: HealthSwitch
+        self, server: tuple[Metrics, StatusServer], health: HealthSwitch
     ) -> None:
         """GET /healthz is 200 'ok' when healthy and 503 with the reason when degraded."""
         _, http = server
@@ -150,63 +191,63 @@ class TestMetricsServer:
         degraded = httpx.get(_url(http, "/healthz"))
         assert (degraded.status_code, degraded.text) == (503, health.reason + "\n")
 
-    def test_failing_health_check_is_a_503(self) -> None:
+    def test_failing_health_check_is_a_503(
+        self, serve: Callable[..., tuple[StatusServer, Metrics]]
+    ) -> None:
         """A health check that raises gives 503 naming the error, and the server keeps serving."""
 
         def broken() -> tuple[bool, str]:
             raise RuntimeError("store closed")
 
-        http = MetricsServer(Metrics(), "127.0.0.1", 0, broken)
-        http.start()
-        try:
-            with capture_logs() as logs:
-                response = httpx.get(_url(http, "/healthz"))
-            assert "health_check_failed" in [entry["event"] for entry in logs]
-            assert response.status_code == 503
-            assert response.text == "health check failed: RuntimeError: store closed\n"
-            assert httpx.get(_url(http, "/metrics")).status_code == 200
-        finally:
-            http.stop()
+        http, _ = serve(broken)
+        with capture_logs() as logs:
+            response = httpx.get(_url(http, "/healthz"))
+        assert "health_check_failed" in [entry["event"] for entry in logs]
+        assert response.status_code == 503
+        assert response.text == "health check failed: RuntimeError: store closed\n"
+        assert httpx.get(_url(http, "/metrics")).status_code == 200
 
-    def test_unknown_path_and_wrong_method(self, server: tuple[Metrics, MetricsServer]) -> None:
-        """Other paths are 404; POST /healthz is 405."""
+    def test_unknown_path_and_wrong_method(self, server: tuple[Metrics, StatusServer]) -> None:
+        """Other paths are 404; POST /healthz is 405 (the listener is read-only)."""
         _, http = server
-        assert httpx.get(_url(http, "/")).status_code == 404
+        assert httpx.get(_url(http, "/nothing-here")).status_code == 404
         assert httpx.post(_url(http, "/healthz")).status_code == 405
+        assert httpx.post(_url(http, "/")).status_code == 405
 
-    def test_slow_client_does_not_block_healthz(
-        self, server: tuple[Metrics, MetricsServer]
-    ) -> None:
+    def test_slow_client_does_not_block_healthz(self, server: tuple[Metrics, StatusServer]) -> None:
         """A client that connects and sends nothing does not stall other requests."""
         _, http = server
         with socket.create_connection(("127.0.0.1", http.port)):
             assert httpx.get(_url(http, "/healthz"), timeout=5).status_code == 200
 
-    def test_ipv6_loopback(self, health: HealthSwitch) -> None:
+    def test_ipv6_loopback(
+        self, serve: Callable[..., tuple[StatusServer, Metrics]], health: HealthSwitch
+    ) -> None:
         """An IPv6 host, bracketed or not, binds with the right address family."""
-        http = MetricsServer(Metrics(), "[::1]", 0, health)
-        http.start()
-        try:
+        for host in ("[::1]", "::1"):
+            http, _ = serve(health, host)
             assert httpx.get(f"http://[::1]:{http.port}/healthz").status_code == 200
-        finally:
-            http.stop()
 
-    def test_port_in_use_raises_on_start(self, server: tuple[Metrics, MetricsServer]) -> None:
+    def test_port_in_use_raises_on_start(
+        self,
+        server: tuple[Metrics, StatusServer],
+        serve: Callable[..., tuple[StatusServer, Metrics]],
+    ) -> None:
         """Binding a taken port fails in start(), not silently in the background thread."""
         _, http = server
-        second = MetricsServer(Metrics(), "127.0.0.1", http.port, HealthSwitch())
         with pytest.raises(OSError):
-            second.start()
+            serve(HealthSwitch(), "127.0.0.1", http.port)
 
-    def test_stop_closes_the_port(self, health: HealthSwitch) -> None:
+    def test_stop_closes_the_port(
+        self, serve: Callable[..., tuple[StatusServer, Metrics]], health: HealthSwitch
+    ) -> None:
         """After stop() the port refuses connections and the serving thread is gone."""
-        http = MetricsServer(Metrics(), "127.0.0.1", 0, health)
-        http.start()
+        http, _ = serve(health)
         port = http.port
         http.stop()
         http.stop()
         with pytest.raises(httpx.ConnectError):
             httpx.get(f"http://127.0.0.1:{port}/healthz")
-        assert not [t for t in threading.enumerate() if t.name == "syncd-metrics-http"]
+        assert not [t for t in threading.enumerate() if t.name == "syncd-status-http"]
         with pytest.raises(RuntimeError, match="not started"):
             _ = http.port

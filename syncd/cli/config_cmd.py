@@ -128,7 +128,12 @@ def _describe_metrics(config: Config) -> str:
         return "off"
     host, port = address
     shown_host = f"[{host}]" if ":" in host else host
-    return f"http://{shown_host}:{port}/metrics"
+    access = (
+        "open to this host"
+        if config.metrics.token_file is None
+        else f"bearer token from {config.metrics.token_file}"
+    )
+    return f"http://{shown_host}:{port}/ (status page; /api, /metrics, /healthz), {access}"
 
 
 def _describe_folder(folder: FolderConfig) -> list[str]:

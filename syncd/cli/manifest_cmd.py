@@ -11,16 +11,15 @@ import csv
 import json
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from typing import TextIO
 
 import click
 
 from syncd.cli.access import log_to_stderr, open_store_read_only_or_exit
 from syncd.cli.context import fail, load_config_or_exit
+from syncd.documents import lineage_json
 from syncd.errors import StoreError
 from syncd.store import repo
-from syncd.store.records import RemoteFileRecord
 
 __all__ = ["MANIFEST_FIELDS", "manifest"]
 
@@ -63,7 +62,7 @@ def manifest(ctx: click.Context, output_format: str) -> None:
     out = sys.stdout
     try:
         with store.session() as s:
-            rows = (_fields(record) for record in repo.iter_remote_files(s))
+            rows = (lineage_json(record) for record in repo.iter_remote_files(s))
             if output_format == "csv":
                 _write_csv(out, rows)
             else:
@@ -73,27 +72,6 @@ def manifest(ctx: click.Context, output_format: str) -> None:
     finally:
         store.dispose()
     out.flush()
-
-
-def _fields(record: RemoteFileRecord) -> dict[str, str | int | None]:
-    return {
-        "folder": record.folder,
-        "path": record.rel_path,
-        "sha256": record.sha256,
-        "file_id": record.file_id,
-        "purpose": record.purpose,
-        "filename": record.filename,
-        "bytes": record.bytes,
-        "created_at": _iso(record.created_at),
-        "uploaded_at": _iso(record.uploaded_at),
-        "superseded_at": _iso(record.superseded_at),
-        "deleted_at": _iso(record.deleted_at),
-        "delete_reason": record.delete_reason,
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
 
 
 def _write_jsonl(out: TextIO, rows: Iterator[dict[str, str | int | None]]) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import click
 from rich.console import Console
@@ -19,51 +18,18 @@ from rich.text import Text
 
 from syncd.cli.context import fail, load_config_or_exit, open_store_or_exit
 from syncd.config.durations import format_duration
+from syncd.documents import node_json
 from syncd.engine import folder_specs
 from syncd.errors import StoreError
 from syncd.fleet_runtime import database_now
 from syncd.paths import printable_key
 from syncd.store import repo
-from syncd.store.records import NodeRecord
 
 __all__ = ["nodes"]
 
 
-def _age(now: datetime, then: datetime) -> float:
-    """Seconds from ``then`` to ``now``, never negative (clocks a little apart)."""
-    return max((now - then).total_seconds(), 0.0)
-
-
 def _ago(seconds: float) -> str:
     return f"{format_duration(timedelta(seconds=round(seconds)))} ago"
-
-
-def _node_json(
-    node: NodeRecord,
-    *,
-    now: datetime,
-    lease: timedelta,
-    this_node: str,
-    names: dict[str, str],
-    oldest: dict[str, datetime],
-) -> dict[str, Any]:
-    seen_age = _age(now, node.last_seen_at)
-    since = min((oldest[key] for key in node.folders if key in oldest), default=None)
-    return {
-        "name": node.name,
-        "this_node": node.name == this_node,
-        "state": "alive" if seen_age <= lease.total_seconds() else "stale",
-        "version": node.version,
-        "pid": node.pid,
-        "started_at": node.started_at.isoformat(),
-        "last_seen_at": node.last_seen_at.isoformat(),
-        "last_seen_age_s": round(seen_age, 1),
-        "queue_depth": node.queue_depth,
-        "folders": [{"key": key, "name": names.get(key)} for key in node.folders],
-        "oldest_unsynced_at": since.isoformat() if since else None,
-        "oldest_unsynced_age_s": round(_age(now, since), 1) if since else None,
-        "problems": list(node.problems),
-    }
 
 
 @click.command("nodes")
@@ -86,7 +52,7 @@ def nodes(ctx: click.Context, as_json: bool) -> None:
         store.dispose()
     lease = config.node.lease
     listed = [
-        _node_json(
+        node_json(
             node, now=now, lease=lease, this_node=config.node.name, names=names, oldest=oldest
         )
         for node in records

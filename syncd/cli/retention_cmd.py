@@ -11,7 +11,6 @@ import dataclasses
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import click
 from rich.console import Console
@@ -26,8 +25,8 @@ from syncd.cli.context import (
     open_store_or_exit,
 )
 from syncd.config.durations import format_duration
+from syncd.documents import retention_document, retention_rows
 from syncd.errors import StoreError
-from syncd.retention import Deletion
 from syncd.retention_job import RetentionResult, RetentionSettings, run_retention
 from syncd.retention_setup import retention_settings
 
@@ -60,65 +59,14 @@ def cleanup(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     finally:
         store.dispose()
     if as_json:
-        click.echo(json.dumps(_document(result, settings), indent=2))
+        click.echo(json.dumps(retention_document(result, settings), indent=2))
     else:
         _print(Console(), result, settings)
     sys.exit(EXIT_OK if result.is_clean else EXIT_FAILURE)
 
 
-def _row(deletion: Deletion, settings: RetentionSettings, outcome: str) -> dict[str, Any]:
-    return {
-        "folder": settings.name_of(deletion.folder),
-        "folder_path": settings.path_of(deletion.folder),
-        "path": deletion.rel_path,
-        "file_id": deletion.file_id,
-        "reason": deletion.reason.value,
-        "age_seconds": int(deletion.age.total_seconds()),
-        "bytes": deletion.bytes,
-        "outcome": outcome,
-    }
-
-
-def _rows(result: RetentionResult, settings: RetentionSettings) -> list[dict[str, Any]]:
-    plan = result.plan
-    rows: list[dict[str, Any]] = []
-    if result.dry_run or plan.halted is not None:
-        outcome = "held back" if plan.halted is not None else "would delete"
-        rows += [_row(d, settings, outcome) for d in plan.due]
-    else:
-        rows += [
-            _row(d, settings, "already gone" if d.file_id in result.already_gone else "deleted")
-            for d in result.deleted
-        ]
-        rows += [_row(d, settings, f"failed: {error}") for d, error in result.failed]
-        rows += [_row(d, settings, "no longer due") for d in result.skipped]
-    rows += [_row(d, settings, "kept: in use by a job") for d in plan.kept_referenced]
-    return rows
-
-
-def _document(result: RetentionResult, settings: RetentionSettings) -> dict[str, Any]:
-    return {
-        "dry_run": result.dry_run,
-        "ok": result.is_clean,
-        "message": result.plan.message,
-        "halted": result.plan.halted,
-        "blocked": [
-            {
-                "folder": settings.name_of(folder),
-                "folder_path": settings.path_of(folder),
-                "reason": reason,
-            }
-            for folder, reason in result.plan.blocked.items()
-        ],
-        "due": len(result.plan.due),
-        "deleted": len(result.deleted),
-        "failed": len(result.failed),
-        "files": _rows(result, settings),
-    }
-
-
 def _print(console: Console, result: RetentionResult, settings: RetentionSettings) -> None:
-    rows = _rows(result, settings)
+    rows = retention_rows(result, settings)
     if rows:
         table = Table(title="Retention dry run" if result.dry_run else "Retention")
         for column in ("folder", "path", "file id", "reason", "age", "outcome"):
@@ -133,7 +81,7 @@ def _print(console: Console, result: RetentionResult, settings: RetentionSetting
                 row["outcome"],
             )
         console.print(table)
-    for item in _document(result, settings)["blocked"]:
+    for item in retention_document(result, settings)["blocked"]:
         console.print(f"[red]{item['folder']}: {item['reason']}[/red]", highlight=False)
     style = "green" if result.is_clean else "red"
     summary = result.plan.message

@@ -6,7 +6,6 @@ import contextlib
 import json
 import sys
 from collections import Counter
-from typing import Any
 
 import click
 from rich.console import Console
@@ -14,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from syncd.cli.context import load_config_or_exit, open_store_or_exit
+from syncd.documents import file_json
 from syncd.domain import LocalState
 from syncd.engine import adopt_legacy_keys, folder_specs
 from syncd.errors import StoreError
@@ -31,21 +31,6 @@ _NEEDS_ATTENTION = (
     LocalState.PENDING,
     LocalState.UPLOADING,
 )
-
-
-def _file_json(record: LocalFileRecord, folder: str) -> dict[str, Any]:
-    return {
-        "folder": folder,
-        "path": record.rel_path,
-        "state": record.state.value,
-        "bytes": record.size,
-        "sha256": record.sha256,
-        "file_id": record.remote_file_id,
-        "attempts": record.attempts,
-        "next_attempt_at": record.next_attempt_at.isoformat() if record.next_attempt_at else None,
-        "reason": record.last_error,
-        "warnings": record.warnings.splitlines() if record.warnings else [],
-    }
 
 
 def _reason(record: LocalFileRecord) -> Text:
@@ -96,7 +81,7 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
                 }
                 for k in specs
             ],
-            "files": [_file_json(record, folder) for folder, record in files],
+            "files": [file_json(record, folder) for folder, record in files],
         }
         click.echo(json.dumps(document, indent=2))
         return

@@ -33,6 +33,7 @@ __all__ = [
     "find_api_key",
     "read_password_file",
     "read_secret_file",
+    "read_token_file",
     "resolve_api_key",
 ]
 
@@ -99,6 +100,22 @@ def read_password_file(path: Path) -> SecretFile:
     if "\0" in password:
         raise HiddenValueError(f"{path} holds a NUL character, which no password may contain")
     return SecretFile(path, SecretStr(password))
+
+
+def read_token_file(path: Path) -> SecretFile:
+    """The status page's bearer token in the file at ``path``, surrounding whitespace ignored.
+
+    Raises:
+        HiddenValueError: as :func:`read_secret_file`, or the token has a character a bearer
+            token cannot carry (a space, a line break, a control or non-ASCII character).
+    """
+    token = read_secret_file(path).strip()
+    if not is_sendable_api_key(token) or token.lower().startswith("bearer "):
+        raise HiddenValueError(
+            f"{path} must hold one token alone: printable ASCII, no spaces or line breaks "
+            "(e.g. the output of `openssl rand -hex 32`)"
+        )
+    return SecretFile(path, SecretStr(token))
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 from syncd.config.problems import HiddenValueError
 
-__all__ = ["EMBEDDED_SERVER", "check_server_url", "parse_listen_address"]
+__all__ = ["EMBEDDED_SERVER", "check_server_url", "is_loopback_host", "parse_listen_address"]
 
 #: The ``server_url`` that means "run the Files API emulator inside the daemon".
 EMBEDDED_SERVER = "embedded"
@@ -45,7 +45,7 @@ def check_server_url(text: str) -> str:
     if parts.query or parts.fragment:
         # Not echoed: a query string is where people paste tokens ("?key=...").
         raise HiddenValueError("server_url must not have a query string or fragment")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
         raise ValueError(
             "plain http:// is allowed only for loopback hosts (localhost, 127.0.0.1, ::1); "
             "use https:// so the API key is sent over TLS"
@@ -75,7 +75,8 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1); any other name is not."""
     if host.rstrip(".").lower() == "localhost":
         return True
     try:

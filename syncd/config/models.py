@@ -29,7 +29,12 @@ from pydantic import (
 
 from syncd import purposes
 from syncd.config import database_urls, endpoints, schedules
-from syncd.config.credentials import SecretFile, credential_path, read_password_file
+from syncd.config.credentials import (
+    SecretFile,
+    credential_path,
+    read_password_file,
+    read_token_file,
+)
 from syncd.config.durations import format_duration
 from syncd.config.field_types import (
     Duration,
@@ -292,10 +297,14 @@ class NodeConfig(_Table):
 
 
 class MetricsConfig(_Table):
-    """``[metrics]``: the Prometheus endpoint."""
+    """``[metrics]``: the listener of the status page, its JSON, /metrics and /healthz."""
 
     listen: StrictStr | None = None
-    """``"host:port"`` to serve /metrics on; absent: no endpoint."""
+    """``"host:port"`` to serve the status page, /api, /metrics and /healthz on; absent: none."""
+    token_file: InstanceOf[SecretFile] | None = Field(default=None, validate_default=True)
+    """File holding the bearer token every request must carry (relative: to
+    ``$CREDENTIALS_DIRECTORY``, else the config's dir), read at load. Required when ``listen``
+    is not a loopback address; optional (but then enforced) on loopback."""
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -307,6 +316,26 @@ class MetricsConfig(_Table):
     def _check_listen(cls, value: str) -> str:
         endpoints.parse_listen_address(value)
         return value
+
+    @field_validator("token_file", mode="before")
+    @classmethod
+    def _read_token_file(cls, value: object, info: ValidationInfo) -> SecretFile | None:
+        if isinstance(value, SecretFile):
+            return value
+        if value is not None:
+            return read_token_file(credential_path(value, context_of(info)))
+        listen = info.data.get("listen")  # absent when listen itself is bad: reported on its own
+        # Anyone who can reach a non-loopback address could read file names, errors and the
+        # lineage of the training data: such a listener is refused without a token.
+        if isinstance(listen, str):
+            host, _port = endpoints.parse_listen_address(listen)
+            if not endpoints.is_loopback_host(host):
+                raise HiddenValueError(
+                    f"required: listen = {listen!r} is not a loopback address; name a file "
+                    "holding a bearer token (clients then send 'Authorization: Bearer <token>'), "
+                    'or listen on "127.0.0.1:<port>"'
+                )
+        return None
 
 
 class FolderConfig(_Table):

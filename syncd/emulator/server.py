@@ -3,16 +3,13 @@
 Binding first means the URL (and a ``port=0`` choice) is known before uvicorn starts, and a busy
 port fails in the caller, not inside a thread. Two small uvicorn subclasses add what the emulator
 needs: a protocol that can drop a connection without answering (for the ``reset`` and
-``lost-response`` faults) and that ends a connection whose request body was abandoned, and a
-server that starts and stops without polling sleeps.
+``lost-response`` faults) and that ends a connection whose request body was abandoned; the
+server that starts and stops without polling sleeps is :mod:`syncd.serving`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
-import logging
 import socket
 import struct
 import threading
@@ -33,13 +30,11 @@ from syncd.emulator.options import EmulatorOptions
 from syncd.emulator.signing import UrlSigner, load_or_create_secret
 from syncd.emulator.state import FileStore
 from syncd.emulator.stats import EmulatorStats
+from syncd.serving import ThreadedUvicorn, bind_socket, start_serving, stop_serving, url_host
 
 __all__ = ["EmulatorServer"]
 
-_log = logging.getLogger(__name__)
 
-#: How long stop() lets in-flight requests finish before cancelling them.
-_GRACEFUL_SECONDS = 3.0
 #: How long a connection closed after its answer may take to flush it before it is aborted.
 _CLOSE_GRACE_SECONDS = 10.0
 _UNSET: Any = object()
@@ -111,52 +106,6 @@ def _with_connection_close(start: Message) -> Message:
     return {**start, "headers": [*headers, (b"connection", b"close")]}
 
 
-class _ThreadedUvicorn(uvicorn.Server):
-    """uvicorn.Server that reports readiness through an Event and stops without tick polling."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.ready = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop: asyncio.Event | None = None
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        await super().startup(sockets=sockets)
-        self.ready.set()
-
-    async def main_loop(self) -> None:
-        assert self._stop is not None
-        while not self.should_exit:
-            # on_tick refreshes the Date header once a second; the Event ends the wait early.
-            await self.on_tick(0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        for server in self.servers:
-            server.close()
-        for connection in list(self.server_state.connections):
-            connection.shutdown()
-        deadline = time.monotonic() + _GRACEFUL_SECONDS
-        while self.server_state.tasks and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        for task in list(self.server_state.tasks):
-            task.cancel()
-        for connection in list(self.server_state.connections):
-            connection.transport.close()
-        for server in self.servers:
-            await server.wait_closed()
-
-    def request_stop(self) -> None:
-        """Ask the server (from any thread) to shut down."""
-        self.should_exit = True
-        if self._loop is not None and self._stop is not None:
-            with contextlib.suppress(RuntimeError):  # the loop already closed
-                self._loop.call_soon_threadsafe(self._stop.set)
-
-
 class EmulatorServer:
     """The emulator served by uvicorn in a daemon thread, for the daemon's embedded mode and tests.
 
@@ -186,7 +135,7 @@ class EmulatorServer:
         self._stats = EmulatorStats()
         self._faults = FaultInjector(FaultSettings.from_options(options), seed=options.seed)
         self._store: FileStore | None = None
-        self._uvicorn: _ThreadedUvicorn | None = None
+        self._uvicorn: ThreadedUvicorn | None = None
         self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
@@ -202,7 +151,7 @@ class EmulatorServer:
         """
         if self._thread is not None:
             raise RuntimeError("emulator already started")
-        sock = _bind(self.host, self.port)
+        sock = bind_socket(self.host, self.port)
         store: FileStore | None = None
         try:
             store = FileStore(self.data_dir, clock=self._clock)
@@ -228,39 +177,22 @@ class EmulatorServer:
             log_level="info" if self._access_log else "warning",
             access_log=self._access_log,
         )
-        server = _ThreadedUvicorn(config)
+        server = ThreadedUvicorn(config)
         port = sock.getsockname()[1]
-        thread = threading.Thread(
-            target=self._serve, args=(server, sock), name="syncd-emulator", daemon=True
-        )
-        self._store, self._uvicorn, self._thread = store, server, thread
-        thread.start()
-        while not server.ready.wait(timeout=0.05):
-            if not thread.is_alive():
-                self._cleanup()
-                raise RuntimeError("the emulator's server thread stopped during startup")
-        self.port = port
-        self.url = f"http://{_url_host(self.host)}:{port}"
-        return self.url
-
-    @staticmethod
-    def _serve(server: _ThreadedUvicorn, sock: socket.socket) -> None:
+        self._store, self._uvicorn = store, server
         try:
-            server.run(sockets=[sock])
-        # uvicorn raises SystemExit on startup failures; report it, never end the host process.
-        except (Exception, SystemExit):  # noqa: BLE001
-            _log.exception("emulator_server_crashed")
-        finally:
-            sock.close()
+            self._thread = start_serving(server, sock, name="syncd-emulator")
+        except RuntimeError:
+            self._cleanup()
+            raise
+        self.port = port
+        self.url = f"http://{url_host(self.host)}:{port}"
+        return self.url
 
     def stop(self) -> None:
         """Stop serving and close the store; safe to call twice."""
-        if self._uvicorn is not None:
-            self._uvicorn.request_stop()
-        if self._thread is not None:
-            self._thread.join(timeout=_GRACEFUL_SECONDS + 5)
-            if self._thread.is_alive():
-                _log.warning("emulator_stop_timed_out")
+        if self._uvicorn is not None and self._thread is not None:
+            stop_serving(self._uvicorn, self._thread)
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -319,23 +251,3 @@ class EmulatorServer:
             retry_after=settings.retry_after,
             latency_ms=settings.latency_ms,
         )
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must say TCP: asyncio only sets TCP_NODELAY on accepted sockets whose proto is
-    # IPPROTO_TCP, and without it every response pays Nagle's 40 ms delayed-ACK stall.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(128)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _url_host(host: str) -> str:
-    return f"[{host}]" if ":" in host else host
