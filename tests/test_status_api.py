@@ -24,10 +24,12 @@ from syncd.cli import cli
 from syncd.config import load_config
 from syncd.emulator import EmulatorServer
 from syncd.engine import folder_specs
+from syncd.retention_job import RetentionSettings
 from syncd.retention_preview import RetentionPreviewer
 from syncd.retention_setup import retention_settings
 from syncd.store import Store, open_store, repo
 from tests.configs import FolderSetup, chat_line, write_batch_file, write_chat_file, write_config
+from tests.postgres_cluster import PostgresCluster
 from tests.status_support import FixedSource, live_status, serving
 
 HOSTILE = "<img src=x onerror=alert(1)> \"quoted\" 'single'.jsonl"
@@ -309,3 +311,25 @@ class TestAccess:
             ]
         for text in pages:
             assert "test-key" not in text and TOKEN not in text
+
+
+def test_state_database_gone_is_a_503_page(
+    postgres_cluster: PostgresCluster, postgres_url: str
+) -> None:
+    """The page and the JSON say the state database does not answer (503), and recover."""
+    store = open_store(postgres_url)
+    client = Mistral(api_key="unused", server_url="http://127.0.0.1:9")
+    source = FixedSource({}, RetentionPreviewer(store, client, lambda: RetentionSettings({})))
+    try:
+        with serving(store, source) as base:
+            assert httpx.get(base + "/").status_code == 200
+            postgres_cluster.drop_database(postgres_url.rpartition("/")[2])
+            page = httpx.get(base + "/")
+            api = httpx.get(base + "/api/status")
+    finally:
+        client.close()
+        store.dispose()
+    assert page.status_code == 503 and api.status_code == 503
+    assert "The state database does not answer" in page.text
+    assert "tries again every 10 seconds" in page.text
+    assert api.json()["error"]
