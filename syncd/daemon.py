@@ -699,10 +699,10 @@ class Daemon:
             lease=self._config.node.lease,
         )
 
-    def retention_preview(self) -> RetentionPreview:
+    def retention_preview(self, *, wait: bool) -> RetentionPreview | None:
         """What the next retention run would delete (a dry run, at most a minute old)."""
         assert self._retention_preview is not None
-        return self._retention_preview.current()
+        return self._retention_preview.current(wait=wait)
 
     def _health(self) -> tuple[bool, str]:
         reasons: list[str] = []

@@ -3,7 +3,8 @@
 The status page shows the plan on every refresh; planning reads the store and, when something
 is due, the job lists from the API. The last plan is kept for ``max_age`` seconds and only one
 caller computes a new one at a time (the others get the one being replaced), so a page open in
-ten browsers costs one dry run a minute, not ten per refresh.
+ten browsers costs one dry run a minute, not ten per refresh; the page itself never waits for
+one (a background thread plans, the page shows the last plan).
 """
 
 from __future__ import annotations
@@ -65,11 +66,22 @@ class RetentionPreviewer:
         """Forget the cached plan (a retention run or a reload changed what is due)."""
         self._last = None
 
-    def current(self) -> RetentionPreview:
-        """The cached plan when fresh, else a new dry run (one caller at a time)."""
+    def current(self, *, wait: bool = True) -> RetentionPreview | None:
+        """The cached plan when fresh; else a new dry run.
+
+        With ``wait`` (``/api/retention``) the caller computes it, one caller at a time. Without
+        (the page), a background thread does, and the caller gets the last plan at once, or
+        None before the first one: a page load never waits for planning.
+        """
         last = self._last
         if last is not None and self._monotonic() - last[0] < self._max_age:
             return last[1]
+        if not wait:
+            if not self._lock.locked():
+                threading.Thread(
+                    target=self._refresh, name="syncd-retention-preview", daemon=True
+                ).start()
+            return None if last is None else last[1]
         # With a stale plan at hand, a second caller shows it rather than wait for the new one.
         if not self._lock.acquire(blocking=last is None):
             assert last is not None
@@ -83,6 +95,14 @@ class RetentionPreviewer:
             return preview
         finally:
             self._lock.release()
+
+    def _refresh(self) -> None:
+        try:
+            self.current(wait=True)
+        except Exception:
+            # A bug (or a client closed at shutdown) must show in the log, not end in a
+            # thread's traceback on stderr; the next look tries again.
+            log.exception("retention_preview_failed")
 
     def _compute(self) -> RetentionPreview:
         now = self._clock()

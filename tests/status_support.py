@@ -49,8 +49,8 @@ class FixedSource:
     def live(self) -> LiveStatus:
         return self.status
 
-    def retention_preview(self) -> RetentionPreview:
-        return self.previewer.current()
+    def retention_preview(self, *, wait: bool) -> RetentionPreview | None:
+        return self.previewer.current(wait=wait)
 
 
 @contextmanager

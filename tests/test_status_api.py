@@ -31,6 +31,7 @@ from syncd.store import Store, open_store, repo
 from tests.configs import FolderSetup, chat_line, write_batch_file, write_chat_file, write_config
 from tests.postgres_cluster import PostgresCluster
 from tests.status_support import FixedSource, live_status, serving
+from tests.support import wait_until
 
 HOSTILE = "<img src=x onerror=alert(1)> \"quoted\" 'single'.jsonl"
 TOKEN = "s3cret-status-token"
@@ -152,6 +153,18 @@ class TestJson:
             "requests.jsonl": synced.remote["requests.jsonl"],
         }
 
+    def test_activity_pages_say_whether_older_entries_exist(self, synced: Synced) -> None:
+        with serving(synced.store, synced.source) as base:
+            everything = _get(base + "/api/activity", params={"limit": 1000})
+            count = len(everything["entries"])
+            first = _get(base + "/api/activity", params={"limit": 2})
+            last = _get(base + "/api/activity", params={"limit": 2, "offset": count - 2})
+            html = httpx.get(base + "/", params={"activity_page": 1}).text
+        assert count >= 5 and everything["has_more"] is False
+        assert first["has_more"] is True and first["entries"] == everything["entries"][:2]
+        assert last["has_more"] is False and last["entries"] == everything["entries"][-2:]
+        assert 'rel="next"' not in html  # fewer than a page of 50: no pager
+
     def test_lineage_by_sha256_relative_and_absolute_path(self, synced: Synced) -> None:
         path = synced.root / "train" / "nested" / "good-2.jsonl"
         sha = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -187,6 +200,16 @@ class TestJson:
         # A dry run: nothing was deleted.
         with Mistral(api_key="test-key", server_url=synced.emulator.url) as client:
             assert len(list(client.files.iter_all())) == 3
+
+    def test_the_page_never_waits_for_the_retention_plan(self, synced: Synced) -> None:
+        """The first page load says the plan is being worked out; the next one shows it."""
+        with serving(synced.store, synced.source) as base:
+            first = httpx.get(base + "/").text
+            wait_until(
+                lambda: "would delete" in httpx.get(base + "/").text,
+                what="the plan computed in the background",
+            )
+        assert "Working out what it would delete" in first
 
     def test_bad_parameters_are_400_naming_them(self, synced: Synced) -> None:
         with serving(synced.store, synced.source) as base:

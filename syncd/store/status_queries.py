@@ -108,14 +108,21 @@ def files_page(
 def activity_page(
     s: Session, folders: Collection[str], *, limit: int, offset: int = 0
 ) -> Page[AuditRecord]:
-    """Audit lines of ``folders`` (and those about no folder), newest first."""
+    """Audit lines of ``folders`` (and those about no folder), newest first.
+
+    ``total`` is not counted (the trail only grows; counting it would read all of it): it is
+    ``offset`` plus the rows on this page, plus one when an older page exists.
+    """
     query = (
         select(AuditEntry)
         .where(or_(AuditEntry.folder.in_(list(folders)), AuditEntry.folder.is_(None)))
         .order_by(AuditEntry.id.desc())
+        .limit(limit + 1)
+        .offset(offset)
     )
-    found, total = _paged(s, query, limit=limit, offset=offset)
-    return Page(tuple(rows.to_audit_record(r) for r in found), total, limit, offset)
+    found = [rows.to_audit_record(r) for r in s.scalars(query)]
+    total = offset + len(found)
+    return Page(tuple(found[:limit]), total, limit, offset)
 
 
 def uploads_since(s: Session, folders: Collection[str], since: datetime) -> tuple[int, int]:
@@ -134,10 +141,10 @@ def lineage(
 ) -> list[RemoteFileRecord]:
     """Remote files whose content or source matches ``query_text``, newest upload first.
 
-    A sha256 (64 hex digits) matches the content; anything else is a path: relative to a
-    folder, or absolute under one of ``places`` (folder key, folder root on this node). Every
-    upload of a matching path counts (its versions), and the file its row holds now (a
-    rename after the upload does not hide it).
+    A sha256 (64 hex digits) matches the content; anything else is a path in one of
+    ``places`` (folder key, folder root on this node): relative to the folder, or absolute
+    under its root. Every upload of the path's row counts (its versions, and the file the row
+    holds after a rename). Both lookups use an index: a folder's path, a remote file's sha256.
     """
     text = query_text.strip()
     if not text:
@@ -146,28 +153,23 @@ def lineage(
         where: Any = RemoteFile.sha256 == text.lower()
     else:
         relative = text.removeprefix("./")
-        under_roots = [
+        candidates = [(key, relative) for key, _root in places]
+        candidates += [
             (key, text[len(root.rstrip("/")) + 1 :])
             for key, root in places
             if text.startswith(root.rstrip("/") + "/")
         ]
-        remote_match = or_(
-            RemoteFile.rel_path == relative,
-            *[
-                (RemoteFile.folder == key) & (RemoteFile.rel_path == rel)
-                for key, rel in under_roots
-            ],
-        )
         local_ids = select(LocalFile.id).where(
             or_(
-                LocalFile.rel_path == relative,
                 *[
                     (LocalFile.folder == key) & (LocalFile.rel_path == rel)
-                    for key, rel in under_roots
-                ],
+                    for key, rel in candidates
+                ]
             )
         )
-        where = or_(remote_match, RemoteFile.local_file_id.in_(local_ids))
+        if not candidates:
+            return []
+        where = RemoteFile.local_file_id.in_(local_ids)
     found = s.scalars(
         select(RemoteFile)
         .where(where)

@@ -135,15 +135,16 @@ class _StatusRoutes:
         return self._json(request, build)
 
     def api_retention(self, _request: Request) -> Response:
-        preview = self._source.retention_preview()
-        return JSONResponse(retention_document(preview, self._source.live().next_retention_at))
+        preview = self._source.retention_preview(wait=True)
+        next_run = self._source.live().next_retention_at
+        return JSONResponse(retention_document(preview, next_run))
 
     def page(self, request: Request) -> Response:
         params = request.query_params
         try:
             html = self._report(
                 lambda report: page.render(
-                    report, params, self._source.retention_preview(), DEFAULT_PAGE_ROWS
+                    report, params, self._source.retention_preview(wait=False), DEFAULT_PAGE_ROWS
                 )
             )
         except BadQueryError as exc:

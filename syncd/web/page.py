@@ -99,20 +99,26 @@ def _link(params: Mapping[str, str], **changes: object) -> str:
 
 
 def _pager(params: Mapping[str, str], name: str, document: Mapping[str, Any]) -> dict[str, Any]:
-    number = document["offset"] // document["limit"] + 1
-    pages = max((document["total"] + document["limit"] - 1) // document["limit"], 1)
+    """Links to the neighbouring pages; ``pages`` only where the list was counted."""
+    limit = document["limit"]
+    number = document["offset"] // limit + 1
+    if "total" in document:
+        pages: int | None = max((document["total"] + limit - 1) // limit, 1)
+        has_more = number < (pages or 1)
+    else:
+        pages, has_more = None, bool(document["has_more"])
     return {
         "number": number,
         "pages": pages,
         "previous": _link(params, **{name: number - 1}) if number > 1 else None,
-        "next": _link(params, **{name: number + 1}) if number < pages else None,
+        "next": _link(params, **{name: number + 1}) if has_more else None,
     }
 
 
 def render(
     report: StatusReport,
     params: Mapping[str, str],
-    preview: RetentionPreview,
+    preview: RetentionPreview | None,
     rows: int,
 ) -> str:
     """The whole page for one request (``params``: the query string)."""

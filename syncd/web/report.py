@@ -156,9 +156,9 @@ class StatusReport:
             self.session, list(self.folders), limit=limit, offset=offset
         )
         return {
-            "total": page.total,
             "limit": limit,
             "offset": offset,
+            "has_more": page.total > offset + limit,
             "entries": [audit_json(e, self.name_of(e.folder)) for e in page.items],
         }
 
@@ -193,11 +193,17 @@ class StatusReport:
         }
 
 
-def retention_document(preview: RetentionPreview, next_run_at: datetime | None) -> dict[str, Any]:
-    """The next retention run: when, and what its dry run plans (``syncd cleanup --dry-run``)."""
+def retention_document(
+    preview: RetentionPreview | None, next_run_at: datetime | None
+) -> dict[str, Any]:
+    """The next retention run: when, and what its dry run plans (``syncd cleanup --dry-run``);
+    ``computing`` while the first plan is being made (``preview`` None)."""
+    if preview is None:
+        return {"next_run_at": iso(next_run_at), "computing": True, "policies": None}
     settings = preview.settings
     return {
         "next_run_at": iso(next_run_at),
+        "computing": False,
         "computed_at": iso(preview.computed_at.astimezone(UTC)),
         "policies": [
             {

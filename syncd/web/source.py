@@ -54,6 +54,7 @@ class StatusSource(Protocol):
         """The daemon's state now."""
         ...
 
-    def retention_preview(self) -> RetentionPreview:
-        """What the next retention run would delete (a cached dry run)."""
+    def retention_preview(self, *, wait: bool) -> RetentionPreview | None:
+        """What the next retention run would delete (a cached dry run); without ``wait``, None
+        while the first one is being computed."""
         ...
