@@ -139,6 +139,7 @@ def test_constraints_and_indexes_have_conventional_names(db_url: str) -> None:
         indexes = inspector.get_indexes("local_files")
         # PostgreSQL also lists the index behind the unique constraint (marked as such).
         assert {i["name"] for i in indexes if not i.get("duplicates_constraint")} == {
+            "ix_local_files_folder_state_state_changed_at",
             "ix_local_files_sha256",
             "ix_local_files_state_next_attempt_at",
         }

@@ -138,6 +138,10 @@ class LocalFile(Base):
             "ix_local_files_state_next_attempt_at", "state", "next_attempt_at", "state_changed_at"
         ),
         Index("ix_local_files_sha256", "sha256"),
+        # The status page counts, ages and lists each folder's rows by state from this index.
+        Index(
+            "ix_local_files_folder_state_state_changed_at", "folder", "state", "state_changed_at"
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
