@@ -106,11 +106,19 @@ class OutageGate:
             self._probing = True
             return 1, 0.0, True
 
-    def admit(self) -> None:
-        """The calling thread starts a request: its outcome will be judged against the outage
-        (if any) that was known at this moment. End it with :meth:`dismiss`."""
+    def ticket(self) -> int:
+        """The outages noticed so far: take it before claiming work, and hand it to
+        :meth:`admit`, so a request granted before an outage was noticed counts as a straggler
+        even when its thread starts after that."""
         with self._lock:
-            self._admitted[threading.get_ident()] = self._outages
+            return self._outages
+
+    def admit(self, ticket: int | None = None) -> None:
+        """The calling thread starts a request: its outcome will be judged against the outage
+        (if any) that was known when its ``ticket`` was taken (now, without one). End it with
+        :meth:`dismiss`."""
+        with self._lock:
+            self._admitted[threading.get_ident()] = self._outages if ticket is None else ticket
 
     def dismiss(self) -> None:
         """The calling thread's request is over."""
@@ -157,7 +165,7 @@ class OutageGate:
                 self._outages += 1
             elif probe_failed:
                 self._failed_probes += 1
-            self._probing = False
+                self._probing = False
             delay = retry_delay(
                 self._failed_probes + 1, self._policy, retry_after=retry_after, rng=self._rng
             )

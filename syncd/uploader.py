@@ -133,6 +133,8 @@ class _Work:
     record: LocalFileRecord
     folder: FolderSpec
     claimed: datetime
+    #: The outage gate's ticket taken before the claim (None for a probe: judged as of now).
+    ticket: int | None
 
 
 class Uploader:
@@ -284,6 +286,7 @@ class Uploader:
             return self._settings.idle_wait
         gate_wait = 0.0
         if not self._stopping.is_set():
+            ticket = self.gate.ticket()  # before the grant: see OutageGate.ticket
             allowed, gate_wait, probe = self.gate.allowance(free)
             claimed: list[LocalFileRecord] = []
             now = self._clock()
@@ -303,7 +306,8 @@ class Uploader:
                         self.gate.release()  # the probe found nothing due
             for record in claimed:
                 folder = folders[record.folder]
-                future = self._pool.submit(self._upload_guarded, record, folder, now, probe)
+                work = _Work(record, folder, now, None if probe else ticket)
+                future = self._pool.submit(self._upload_guarded, work, probe)
                 with self._inflight_lock:
                     self._inflight.add(future)
                 future.add_done_callback(self._finished)
@@ -322,15 +326,13 @@ class Uploader:
 
     # -- one upload -----------------------------------------------------------------------------
 
-    def _upload_guarded(
-        self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime, probe: bool
-    ) -> None:
+    def _upload_guarded(self, first: _Work, probe: bool) -> None:
         # A worker whose upload succeeded claims the next due row in the same transaction and
         # carries on with it: one store write and no trip through the dispatcher per file.
-        work: _Work | None = _Work(record, folder, claimed)
+        work: _Work | None = first
         while work is not None:
             current, work = work, None
-            self.gate.admit()
+            self.gate.admit(current.ticket)
             try:
                 work = self._upload(current.record, current.folder, current.claimed)
             except StoreError as exc:
@@ -567,6 +569,7 @@ class Uploader:
     def _claim_next(self, s: Session) -> _Work | None:
         """The next due row for the calling worker, claimed in its transaction; None while
         stopping or during an outage (then the dispatcher paces the uploads)."""
+        ticket = self.gate.ticket()  # before the check: see OutageGate.ticket
         if self._stopping.is_set() or self.gate.is_open:
             return None
         folders = self._folders()
@@ -574,7 +577,7 @@ class Uploader:
         claimed = repo.claim_due_uploads(
             s, now=now, limit=1, folders=list(folders), node=self._settings.node
         )
-        return _Work(claimed[0], folders[claimed[0].folder], now) if claimed else None
+        return _Work(claimed[0], folders[claimed[0].folder], now, ticket) if claimed else None
 
     def _delete_superseded(self, folder: FolderSpec, rel_path: str, file_id: str) -> None:
         # From the request to the store write: the remote reconcile must not see the file gone
