@@ -115,6 +115,9 @@ class Daemon:
             time.monotonic,
         )
         self._debounce_lock = threading.Condition()
+        #: Debounced paths an event said were written to: hashed at settle whatever their stat
+        #: says (guarded by _debounce_lock; at most one entry per path waiting to settle).
+        self._written: set[tuple[str, str]] = set()
         self._last_good_rescan: datetime | None = None
         #: folder key -> when its last full scan finished without an error (the status page).
         self._last_good_scan: dict[str, datetime] = {}
@@ -152,6 +155,7 @@ class Daemon:
                 connection.client.files,
                 on_upload=self._upload_finished,
                 on_unstable=self._retouch,
+                on_racy=self._retouch,
             )
             self._engine = engine
             # Reads self._config at every run, so SIGHUP's new ages apply from the next run.
@@ -182,6 +186,7 @@ class Daemon:
                 on_change=self._path_changed,
                 on_degraded=self._folder_degraded,
                 use_polling=self._config.watch.use_polling,
+                on_written=self._path_written,
             )
             stack.callback(self._watcher.stop)
             for spec in engine.folders().values():
@@ -350,18 +355,33 @@ class Daemon:
         return next((s for s in self._engine.folders().values() if s.name == name), None)
 
     def _path_changed(self, folder_name: str, path: str) -> None:
+        key = self._debounce_key(folder_name, path)
+        if key is None:
+            return
+        with self._debounce_lock:
+            self._debouncer.touch(key)
+            self._debounce_lock.notify()
+
+    def _path_written(self, folder_name: str, path: str) -> None:
+        """The bytes of this file were written: a rewrite in place that keeps the size and
+        puts the mtime back (or lands in the same tick of a coarse clock) leaves a stat that
+        looks unchanged, so the look at settle time reads the file whatever its stat says."""
+        key = self._debounce_key(folder_name, path)
+        if key is not None:
+            with self._debounce_lock:
+                self._written.add(key)
+
+    def _debounce_key(self, folder_name: str, path: str) -> tuple[str, str] | None:
         spec = self._spec_by_name(folder_name)
         if spec is None:
-            return
+            return None
         try:
             rel_path = to_key(spec.root, Path(path))
         except ValueError:
-            return
+            return None
         if rel_path in ("", "."):
-            return
-        with self._debounce_lock:
-            self._debouncer.touch((spec.key, rel_path))
-            self._debounce_lock.notify()
+            return None
+        return spec.key, rel_path
 
     def _retouch(self, spec: FolderSpec, rel_path: str) -> None:
         """A file that was still changing: look again once it has been quiet for a while."""
@@ -378,16 +398,18 @@ class Daemon:
                     timeout = _TICK if deadline is None else max(0.0, deadline - time.monotonic())
                     self._debounce_lock.wait(timeout=min(timeout, _TICK))
                     continue
-            for folder_key, rel_path in due:
-                self._refresh(folder_key, rel_path)
+                written = [key in self._written for key in due]
+                self._written.difference_update(due)
+            for (folder_key, rel_path), rehash in zip(due, written, strict=True):
+                self._refresh(folder_key, rel_path, rehash=rehash)
 
-    def _refresh(self, folder_key: str, rel_path: str) -> None:
+    def _refresh(self, folder_key: str, rel_path: str, *, rehash: bool = False) -> None:
         assert self._engine is not None
         spec = self._engine.folders().get(folder_key)
         if spec is None:
             return
         try:
-            self._engine.pipeline.refresh(spec, rel_path)
+            self._engine.pipeline.refresh(spec, rel_path, rehash=rehash)
         except LocalFileError as exc:
             self._folder_degraded(spec.name, str(exc))
         except StoreError as exc:
@@ -398,6 +420,9 @@ class Daemon:
                 return
             # Not judged yet: look at the path again once it has settled anew.
             log.warning("store_unavailable", folder=spec.name, path=rel_path, error=str(exc))
+            if rehash:
+                with self._debounce_lock:
+                    self._written.add((folder_key, rel_path))
             self._retouch(spec, rel_path)
         except Exception as exc:
             self._last_error = f"{spec.name}/{rel_path}: {exc}"

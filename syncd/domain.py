@@ -37,14 +37,30 @@ class LocalState(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class FileStat:
-    """The fingerprint that decides whether a file must be hashed again."""
+    """The fingerprint that decides whether a file must be hashed again.
+
+    The ctime is in it because a write always moves it and nobody can set it back: a file
+    rewritten in place with its old size and its mtime restored (``rsync --inplace -t``,
+    ``touch -d``, a backup restore) still shows a new ctime. ``ctime_ns`` 0 means not known
+    (a row recorded before syncd kept it): see :meth:`moved_since`.
+    """
 
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int = 0
 
-    def same_as(self, other: FileStat | None) -> bool:
-        return other is not None and self == other
+    @property
+    def identity(self) -> tuple[int, int, int]:
+        """(size, mtime_ns, inode): what a rename keeps (a rename moves the ctime)."""
+        return self.size, self.mtime_ns, self.inode
+
+    def moved_since(self, recorded: FileStat) -> bool:
+        """Whether this fresh stat differs from the ``recorded`` one, so the bytes may have
+        changed; an unknown recorded ctime is not held against it."""
+        if self.identity != recorded.identity:
+            return True
+        return recorded.ctime_ns != 0 and recorded.ctime_ns != self.ctime_ns
 
 
 _BEARER = "bearer "

@@ -106,6 +106,7 @@ class Engine:
         on_upload: Callable[[UploadEvent], None] = lambda _event: None,
         on_hashed: Callable[[int], None] = lambda _bytes: None,
         on_unstable: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
+        on_racy: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
     ) -> None:
         self.store = store
         self._files = files
@@ -129,7 +130,12 @@ class Engine:
             deletions_lock=self.deletions_lock,
         )
         self.pipeline = Pipeline(
-            store, on_pending=self.uploader.wake, on_hashed=on_hashed, on_unstable=on_unstable
+            store,
+            on_pending=self.uploader.wake,
+            on_hashed=on_hashed,
+            on_unstable=on_unstable,
+            on_racy=on_racy,
+            timestamp_granularity_ns=config.watch.timestamp_granularity_ns,
         )
         adopt_legacy_keys(store, self._folders)
 

@@ -63,8 +63,8 @@ def describe_kind(mode: int) -> str:
 
 
 def file_stat_of(st: os.stat_result) -> FileStat:
-    """The (size, mtime_ns, inode) fingerprint of a stat result."""
-    return FileStat(size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+    """The (size, mtime_ns, inode, ctime_ns) fingerprint of a stat result."""
+    return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
 def stat_file(path: Path) -> FileStat:
@@ -137,6 +137,11 @@ def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, Fil
             raise _changed(path, before, opened_stat)
         digest, read = _stream_sha256(path, stream)
         after = file_stat_of(os.fstat(stream.fileno()))
+    # The path first: unlinking or replacing the file moves the open file's ctime too, and
+    # that is a file gone or replaced, not one modified.
+    now = stat_file(path)
+    if now.inode != opened_stat.inode:
+        raise _changed(path, opened_stat, now)
     if after != opened_stat:
         raise _changed(path, opened_stat, after)
     if read != opened_stat.size:
@@ -145,8 +150,6 @@ def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, Fil
             f"(read {read} bytes of {opened_stat.size}); will retry once it settles",
             path=str(path),
         )
-    # The open file may be intact while the path now names another file (a rename over it).
-    now = stat_file(path)
     if now != opened_stat:
         raise _changed(path, opened_stat, now)
     return digest, opened_stat

@@ -111,6 +111,8 @@ class _Hashed:
     rel_path: str
     sha256: str
     stat: FileStat
+    hashed_at_ns: int
+    """Wall clock when the hash was done, for the racy-timestamp rule."""
 
 
 class Pipeline:
@@ -124,6 +126,8 @@ class Pipeline:
         on_pending: Callable[[], None] = lambda: None,
         on_hashed: Callable[[int], None] = lambda _bytes: None,
         on_unstable: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
+        on_racy: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
+        timestamp_granularity_ns: int | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -131,6 +135,10 @@ class Pipeline:
         self._on_hashed = on_hashed
         # Told about files that were still changing, so the daemon can look again later.
         self._on_unstable = on_unstable
+        # Told about files hashed within a timestamp tick of their last change: their stamps
+        # may not move with the next write, so the daemon looks again (see plan.is_racy).
+        self._on_racy = on_racy
+        self._granularity_ns = timestamp_granularity_ns
         self._lock = threading.RLock()
 
     # -- full scan ------------------------------------------------------------------------------
@@ -151,6 +159,11 @@ class Pipeline:
                 repo.iter_fingerprints(s, folder.key),
                 summary,
             )
+        if found.ctimes:
+            # Rows from before syncd kept ctimes: their fingerprint held, so record the ctime
+            # instead of hashing every file once after an upgrade.
+            with self._store.session() as s:
+                repo.record_ctimes(s, folder.key, found.ctimes)
         for problem, stored in found.problems:
             self._record_problem(folder, problem, stored)
         vanished = found.vanished
@@ -187,19 +200,20 @@ class Pipeline:
         """
         if not vanished:
             return changed  # the common case: nothing went, so nothing was renamed
-        by_stat = {entry[0]: rel for rel, entry in vanished.items() if entry[0].inode}
+        # By (size, mtime, inode): a rename moves the ctime.
+        by_stat = {entry[0].identity: rel for rel, entry in vanished.items() if entry[0].inode}
         remaining: list[tuple[str, FileStat]] = []
         for rel_path, stat in changed:
-            old = by_stat.get(stat)
-            if old is not None and self._rename(folder, old, rel_path):
-                del by_stat[stat]
+            old = by_stat.get(stat.identity)
+            if old is not None and self._rename(folder, old, rel_path, stat):
+                del by_stat[stat.identity]
                 del vanished[old]
                 summary.renamed += 1
             else:
                 remaining.append((rel_path, stat))
         return remaining
 
-    def _rename(self, folder: FolderSpec, old: str, new: str) -> bool:
+    def _rename(self, folder: FolderSpec, old: str, new: str, stat: FileStat) -> bool:
         """Move the row of ``old`` to ``new``; False when ``new`` already has a row of its own.
 
         A file moved over another is not a rename for the store: the caller judges the new path
@@ -209,14 +223,18 @@ class Pipeline:
             record = repo.get_local(s, folder.key, old)
             if record is None or repo.get_local(s, folder.key, new) is not None:
                 return False
-            repo.rename_local(s, record.id, new, now=self._clock())
+            repo.rename_local(s, record.id, new, now=self._clock(), ctime_ns=stat.ctime_ns)
         log.info("file_renamed", folder=folder.name, path=new, old_path=old)
         return True
 
     # -- one path (watcher) ---------------------------------------------------------------------
 
-    def refresh(self, folder: FolderSpec, rel_path: str) -> None:
-        """Look at one path the watcher reported: a file, a new directory, or something gone."""
+    def refresh(self, folder: FolderSpec, rel_path: str, *, rehash: bool = False) -> None:
+        """Look at one path the watcher reported: a file, a new directory, or something gone.
+
+        ``rehash``: the watcher saw the file written, so its content is read again whatever its
+        stat says (a same-length rewrite can leave every stamp as it was on a coarse clock).
+        """
         with self._lock:
             path = folder.root / rel_path
             try:
@@ -244,8 +262,12 @@ class Pipeline:
                 # Symlinks, FIFOs and the like: the next full scan records them as problems.
                 self._scan(folder)
                 return
-            if stored is not None and not plan.needs_hash(
-                stored.stat, stored.state, stored.sha256, stat
+            if (
+                stored is not None
+                and not rehash
+                and not plan.needs_hash(
+                    stored.stat, stored.state, stored.sha256, stat, stored_racy=stored.racy
+                )
             ):
                 return
             if stored is None and self._rename_from_missing(folder, rel_path, stat):
@@ -255,7 +277,7 @@ class Pipeline:
     def _rename_from_missing(self, folder: FolderSpec, rel_path: str, stat: FileStat) -> bool:
         with self._store.session() as s:
             old = repo.find_missing_by_stat(s, folder.key, stat)
-        return old is not None and self._rename(folder, old.rel_path, rel_path)
+        return old is not None and self._rename(folder, old.rel_path, rel_path, stat)
 
     # -- judging files --------------------------------------------------------------------------
 
@@ -301,10 +323,11 @@ class Pipeline:
             self._record_unstable(folder, rel_path, expected, exc)
             summary.unstable += 1
             return None
+        hashed_at_ns = time.time_ns()
         summary.hashed += 1
         summary.hashed_bytes += stat.size
         self._on_hashed(stat.size)
-        return _Hashed(rel_path, sha256, stat)
+        return _Hashed(rel_path, sha256, stat, hashed_at_ns)
 
     def _decide(self, folder: FolderSpec, batch: list[_Hashed], summary: ScanSummary) -> None:
         """Validate what needs it and record each file's verdict, all in one transaction."""
@@ -320,6 +343,11 @@ class Pipeline:
             for item, row, result in zip(batch, stored, results, strict=True):
                 verdicts.append(self._record(s, folder, item, row, result, now))
         queued = False
+        for item in batch:
+            # Within one tick of its last change (not a stamp from a clock ahead of ours, which
+            # the next rescan looks at): look again once that tick has surely passed.
+            if 0 <= item.hashed_at_ns - _last_change(item.stat) < self._granularity(item.stat):
+                self._on_racy(folder, item.rel_path)
         for item, result, (verdict, remote) in zip(batch, results, verdicts, strict=True):
             self._report(
                 folder,
@@ -400,6 +428,7 @@ class Pipeline:
             warnings=warnings,
             reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
             keep_settled=True,
+            racy=plan.is_racy(item.stat, item.hashed_at_ns, self._granularity(item.stat)),
             now=now,
         )
         if verdict.outcome is plan.Outcome.REUSE and remote is not None:
@@ -416,6 +445,9 @@ class Pipeline:
                 detail=detail,
             )
         return verdict, remote
+
+    def _granularity(self, stat: FileStat) -> int:
+        return plan.timestamp_granularity_ns(stat, self._granularity_ns)
 
     def _report(
         self,
@@ -496,6 +528,8 @@ class _Comparison:
     """Rows of files no longer on disk (not already ``missing``, not under a skipped dir)."""
     problems: list[tuple[ScanProblem, _Stored | None]]
     """Files that cannot be synced, with their stored row if any."""
+    ctimes: list[tuple[str, int]]
+    """Unchanged files whose row has no ctime yet (recorded before syncd kept it)."""
 
 
 def _compare(
@@ -511,6 +545,7 @@ def _compare(
     into ``summary``.
     """
     changed: list[tuple[str, FileStat]] = []
+    ctimes: list[tuple[str, int]] = []
     problems: list[ScanProblem] = []
     skipped: tuple[str, ...] = ()
     not_on_disk: dict[str, repo.Fingerprint] = {}
@@ -534,19 +569,24 @@ def _compare(
             if row is None or row[0] != key:
                 changed.append((key, item.stat))  # a new file
                 continue
-            _, size, mtime_ns, inode, state, sha256 = row
+            _, size, mtime_ns, inode, state, sha256, ctime_ns, racy = row
             row = next(rows, None)
             if (
                 item.size == size
                 and item.mtime_ns == mtime_ns
                 and item.inode == inode
+                and item.ctime_ns == ctime_ns
+                and not racy
                 and sha256 is not None
                 and state in trusted
             ):
                 continue  # the common case: decided on plain values, nothing built
             stat = item.stat
-            if plan.needs_hash(FileStat(size, mtime_ns, inode), state, sha256, stat):
+            stored_stat = FileStat(size, mtime_ns, inode, ctime_ns)
+            if plan.needs_hash(stored_stat, state, sha256, stat, stored_racy=racy):
                 changed.append((key, stat))
+            elif not ctime_ns:
+                ctimes.append((key, item.ctime_ns))
             continue
         line = f"{item.rel_path}: {item.reason}"
         summary.problems.append(line)
@@ -572,7 +612,7 @@ def _compare(
         stored = not_on_disk.pop(problem.rel_path, None)
         found_problems.append((problem, None if stored is None else _stored(stored)))
     vanished = {rel_path: _stored(row) for rel_path, row in not_on_disk.items()}
-    return _Comparison(changed=changed, vanished=vanished, problems=found_problems)
+    return _Comparison(changed=changed, vanished=vanished, problems=found_problems, ctimes=ctimes)
 
 
 def _trusted_states() -> frozenset[LocalState]:
@@ -587,5 +627,9 @@ def _trusted_states() -> frozenset[LocalState]:
 
 
 def _stored(row: repo.Fingerprint) -> _Stored:
-    _, size, mtime_ns, inode, state, sha256 = row
-    return FileStat(size, mtime_ns, inode), state, sha256
+    _, size, mtime_ns, inode, state, sha256, ctime_ns, _racy = row
+    return FileStat(size, mtime_ns, inode, ctime_ns), state, sha256
+
+
+def _last_change(stat: FileStat) -> int:
+    return max(stat.mtime_ns, stat.ctime_ns)

@@ -44,11 +44,12 @@ class ScanEntry(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
+    ctime_ns: int
 
     @property
     def stat(self) -> FileStat:
         """The fingerprint as the rest of syncd takes it."""
-        return FileStat(self.size, self.mtime_ns, self.inode)
+        return FileStat(self.size, self.mtime_ns, self.inode, self.ctime_ns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +195,7 @@ def _scan_dir(
                 if problem is not None:
                     items.append(problem)
                 continue
-            items.append(ScanEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ino))
+            items.append(ScanEntry(rel_path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns))
             continue
         path = f"{dir_path.rstrip('/')}/{name}"
         item = _look_at_other(entry, path, rel_path, rules, root_real, subdirs)

@@ -361,7 +361,7 @@ class Uploader:
             "upload_started", folder=folder.name, path=record.rel_path, attempt=record.attempts
         )
         try:
-            if stat_file(path) != record.stat:
+            if stat_file(path).moved_since(record.stat):
                 self._changed(record, folder, "changed since it was hashed")
                 return None
         except FileVanishedError:
@@ -410,7 +410,11 @@ class Uploader:
             after = stat_file(path)
         except LocalFileError:
             after = None
-        if after != record.stat or (info.bytes is not None and info.bytes != record.size):
+        if (
+            after is None
+            or after.moved_since(record.stat)
+            or (info.bytes is not None and info.bytes != record.size)
+        ):
             self._discard(info.id)
             self._changed(record, folder, "changed while it was being uploaded")
             return None

@@ -1,7 +1,9 @@
 """A read-only three-way check: what the state store says, what is on disk, what the remote lists.
 
 Nothing is written anywhere: not the store, not the disk, not the remote. Local files are hashed
-again only when their stat moved since the store recorded them; the remote is listed once and
+again only when their stat moved since the store recorded them, or every one of them with
+``deep`` (content can change without the stat showing it: a row recorded before syncd kept
+ctimes, a filesystem whose clock is coarse, a disk that rots); the remote is listed once and
 compared with every remote file syncd ever recorded (streamed from the store). Remote files
 syncd never recorded are reported as foreign and never touched; they are not a mismatch, since a
 shared workspace holds other people's files.
@@ -44,7 +46,8 @@ class FindingKind(StrEnum):
     QUARANTINED = "quarantined"
     """On disk but rejected (bad content, bad name, a symlink out of the folder...)."""
     CHANGED_SINCE_UPLOAD = "changed_since_upload"
-    """On disk with other bytes than the store recorded (hashed again because its stat moved)."""
+    """On disk with other bytes than the store recorded (hashed again because its stat moved,
+    or because the check was deep)."""
     UNREADABLE = "unreadable"
     """On disk but could not be read to compare (changing now, or no permission)."""
     FOLDER_UNAVAILABLE = "folder_unavailable"
@@ -77,7 +80,9 @@ class VerifyReport:
     local_files: int = 0
     """Files on disk that the folders' rules take."""
     rehashed: int = 0
-    """Of those, how many were hashed again because their stat moved."""
+    """Of those, how many were hashed again (their stat moved, or the check was deep)."""
+    deep: bool = False
+    """Whether every synced file was hashed again, whatever its stat."""
     remote_files: int = 0
     """Files the remote listed."""
     recorded_files: int = 0
@@ -94,14 +99,18 @@ class VerifyReport:
         return not self.mismatches
 
 
-def verify(store: Store, files: Files, folders: Mapping[str, FolderSpec]) -> VerifyReport:
+def verify(
+    store: Store, files: Files, folders: Mapping[str, FolderSpec], *, deep: bool = False
+) -> VerifyReport:
     """Compare store, disk (the configured ``folders``) and the remote listing; change nothing.
+
+    ``deep``: hash every file the store says is synced instead of trusting its fingerprint.
 
     Raises:
         ApiError: the remote could not be listed.
         StoreError: the state store could not be read.
     """
-    report = VerifyReport()
+    report = VerifyReport(deep=deep)
     for spec in folders.values():
         report.findings.extend(_check_folder(store, spec, report))
     report.findings.extend(_check_remote(store, files, report))
@@ -143,9 +152,9 @@ def _check_file(
         return finding(FindingKind.NOT_UPLOADED, f"state {state.value}: see `syncd status`")
     if state is LocalState.MISSING:
         return finding(FindingKind.NOT_UPLOADED, "back on disk, not scanned since")
-    if state not in _SYNCED_STATES or stat == stored_stat:
+    if state not in _SYNCED_STATES or not (report.deep or stat.moved_since(stored_stat)):
         return None
-    # The stat moved: only the bytes can tell whether the content did.
+    # The stat moved (or the check is deep): only the bytes can tell whether the content did.
     report.rehashed += 1
     try:
         sha256, _stat = hash_file(spec.root / rel_path, expected=stat)
@@ -155,9 +164,10 @@ def _check_file(
         return finding(FindingKind.UNREADABLE, str(exc))
     if sha256 == stored_sha:
         return None
+    hint = "" if stat.moved_since(stored_stat) else "; its stat did not move: `touch` it to sync"
     return finding(
         FindingKind.CHANGED_SINCE_UPLOAD,
-        f"sha256 {sha256[:12]}… on disk, {str(stored_sha)[:12]}… recorded ({state.value})",
+        f"sha256 {sha256[:12]}… on disk, {str(stored_sha)[:12]}… recorded ({state.value}){hint}",
     )
 
 

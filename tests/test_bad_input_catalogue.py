@@ -833,7 +833,7 @@ BAD_CONFIGS = [
         BadConfig(
             '[watch]\nsettel = "2s"\n' + _FOLDER,
             "watch.settel: unknown key; did you mean 'settle'? allowed here: rescan_interval, "
-            "settle, settle_max, use_polling",
+            "settle, settle_max, timestamp_granularity, use_polling",
         ),
         id="unknown-key",
     ),

@@ -381,7 +381,7 @@ class TestUnknownKeys:
         """A misspelt key in a table is named by its full path."""
         assert problems(tmp_path, "[watch]\nsettel = '1s'\n" + FOLDER) == [
             "watch.settel: unknown key; did you mean 'settle'? allowed here: "
-            "rescan_interval, settle, settle_max, use_polling"
+            "rescan_interval, settle, settle_max, timestamp_granularity, use_polling"
         ]
 
     def test_unknown_key_in_a_folder(self, tmp_path: Path) -> None:

@@ -67,7 +67,7 @@ class TestHashFile:
         digest, file_stat = hash_file(path)
         assert digest == hashlib.sha256(b'{"text": "hello"}\n').hexdigest()
         st = path.lstat()
-        assert file_stat == FileStat(st.st_size, st.st_mtime_ns, st.st_ino)
+        assert file_stat == FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
     def test_multi_buffer_file(self, tmp_path: Path) -> None:
         """A file spanning several read buffers (and a partial last one) hashes correctly."""
@@ -190,11 +190,11 @@ class TestHashFile:
 
 class TestStatFile:
     def test_regular_file(self, tmp_path: Path) -> None:
-        """The fingerprint is size, mtime_ns and inode from lstat."""
+        """The fingerprint is size, mtime_ns, inode and ctime_ns from lstat."""
         path = tmp_path / "a.jsonl"
         path.write_bytes(b"12345")
         st = path.lstat()
-        assert stat_file(path) == FileStat(5, st.st_mtime_ns, st.st_ino)
+        assert stat_file(path) == FileStat(5, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
     def test_missing(self, tmp_path: Path) -> None:
         """Nothing at the path raises FileVanishedError."""

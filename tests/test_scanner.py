@@ -49,13 +49,14 @@ def root(tmp_path: Path) -> Path:
 
 class TestWalk:
     def test_lists_taken_files_with_their_lstat(self, root: Path) -> None:
-        """Each taken regular file comes out once with its (size, mtime_ns, inode)."""
+        """Each taken regular file comes out once with its (size, mtime_ns, inode, ctime_ns)."""
         path = _write(root, "a/b/train.jsonl", '{"text": "x"}\n')
         items = _scan(root)
         st = path.lstat()
-        assert items == [ScanEntry("a/b/train.jsonl", 14, st.st_mtime_ns, st.st_ino)]
+        ctime = st.st_ctime_ns
+        assert items == [ScanEntry("a/b/train.jsonl", 14, st.st_mtime_ns, st.st_ino, ctime)]
         assert isinstance(items[0], ScanEntry)
-        assert items[0].stat == FileStat(14, st.st_mtime_ns, st.st_ino)
+        assert items[0].stat == FileStat(14, st.st_mtime_ns, st.st_ino, ctime)
 
     def test_order_is_key_order(self, root: Path) -> None:
         """Entries come in string order of their keys: ``m/...`` sorts as ``m/``, after ``m-``."""

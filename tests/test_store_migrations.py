@@ -254,3 +254,26 @@ def test_unknown_newer_revision_is_refused(db_url: str) -> None:
     assert "9999" in str(caught.value)
     assert "newer syncd" in str(caught.value)
     assert execute(db_url, "SELECT version_num FROM alembic_version") == [("9999",)]
+
+
+def test_0006_keeps_rows_with_an_unknown_ctime_and_not_racy(db_url: str) -> None:
+    """Rows recorded at 0005 come through 0006 whole, with no ctime (a rescan fills it in
+    without hashing) and not racy."""
+    config = migrate.alembic_config(url=db_url)
+    command.upgrade(config, "0005")
+    execute(
+        db_url,
+        "INSERT INTO local_files (folder, rel_path, purpose, size, mtime_ns, inode, sha256, "
+        "state, first_seen_at, updated_at, state_changed_at) VALUES ('/d', 'a.jsonl', "
+        "'fine-tune', 7, 8, 9, 'ab', 'uploaded', '2025-01-01 00:00:00', "
+        "'2025-01-01 00:00:00', '2025-01-01 00:00:00')",
+    )
+    result = migrate.upgrade(db_url)
+    assert (result.before, result.after) == ("0005", "0006")
+    rows = execute(
+        db_url,
+        "SELECT rel_path, size, mtime_ns, inode, sha256, state, ctime_ns, racy FROM local_files",
+    )
+    assert [(*row[:7], bool(row[7])) for row in rows] == [
+        ("a.jsonl", 7, 8, 9, "ab", "uploaded", None, False)
+    ]

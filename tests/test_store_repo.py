@@ -311,14 +311,14 @@ class TestLocalRows:
             "line\nbreak.jsonl",
         ]
         for index, key in enumerate(keys):
-            put(store, key, stat=FileStat(index, index, index))
+            put(store, key, stat=FileStat(index, index, index, index))
         put(store, "a.jsonl", folder=OTHER)
         with store.session() as s:
             streamed = list(repo.iter_fingerprints(s, FOLDER))
             one_by_one = list(repo.iter_fingerprints(s, FOLDER, batch_rows=1))
         assert [row[0] for row in streamed] == sorted(keys)
         assert streamed == one_by_one
-        assert streamed[0] == (" space.jsonl", 9, 9, 9, LocalState.PENDING, SHA_A)
+        assert streamed[0] == (" space.jsonl", 9, 9, 9, LocalState.PENDING, SHA_A, 9, False)
 
     def test_free_text_with_any_character_is_stored(self, store: Store) -> None:
         """Errors and warnings may quote what a server or a file said, control characters and

@@ -24,13 +24,19 @@ __all__ = ["verify_command"]
 
 @click.command("verify")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Hash every synced file again instead of trusting its (size, mtime, inode, ctime).",
+)
 @click.pass_context
-def verify_command(ctx: click.Context, as_json: bool) -> None:
+def verify_command(ctx: click.Context, as_json: bool, deep: bool) -> None:
     """Check store, disk and remote against each other; change nothing.
 
     Reports remote files that are missing, local files not uploaded (or quarantined), local
-    content changed since its upload (files whose stat moved are hashed again), and remote
-    files syncd does not own (listed, never touched). Exit 1 on any mismatch.
+    content changed since its upload (files whose stat moved are hashed again; with --deep,
+    every synced file), and remote files syncd does not own (listed, never touched). Exit 1 on
+    any mismatch.
     """
     config = load_config_or_exit(ctx, log=False)
     log_to_stderr(config)
@@ -38,7 +44,7 @@ def verify_command(ctx: click.Context, as_json: bool) -> None:
     store = open_store_read_only_or_exit(config)
     try:
         with connected_or_exit(config) as connection:
-            report = verify(store, connection.client.files, folders)
+            report = verify(store, connection.client.files, folders, deep=deep)
     except StoreError as exc:
         fail(str(exc))
     finally:
@@ -56,6 +62,7 @@ def _document(report: VerifyReport) -> dict[str, object]:
         "mismatches": len(report.mismatches),
         "local_files": report.local_files,
         "rehashed": report.rehashed,
+        "deep": report.deep,
         "remote_files": report.remote_files,
         "recorded_files": report.recorded_files,
         "findings": [

@@ -198,6 +198,27 @@ class WatchConfig(_Table):
     """Full rescan period: catches changes the watcher missed."""
     use_polling: StrictBool = False
     """Poll instead of inotify (network filesystems, where inotify sees nothing)."""
+    timestamp_granularity: Literal["auto"] | Duration = "auto"
+    """How coarse the folders' file timestamps are: a file hashed within this of its last
+    change is hashed again on the next look (two writes in one tick leave the same stamps).
+    ``"auto"``: 2s for files whose stamps have no sub-second part (FAT, some NFS and SMB
+    servers), 0.1s otherwise; ``"0s"`` turns the rule off."""
+
+    @property
+    def timestamp_granularity_ns(self) -> int | None:
+        """The configured granularity in nanoseconds; None for ``"auto"``."""
+        if self.timestamp_granularity == "auto":
+            return None
+        return int(self.timestamp_granularity / timedelta(microseconds=1)) * 1000
+
+    @field_validator("timestamp_granularity")
+    @classmethod
+    def _check_granularity(cls, value: str | timedelta) -> str | timedelta:
+        if isinstance(value, timedelta) and value > timedelta(minutes=1):
+            raise ValueError(
+                "must be at most 1m (FAT's 2s is the coarsest filesystem clock in use)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _settle_max_covers_settle(self) -> WatchConfig:

@@ -50,6 +50,7 @@ __all__ = [
     "oldest_unsynced_since",
     "pending_count",
     "pending_totals",
+    "record_ctimes",
     "rename_local",
     "set_state",
     "state_counts",
@@ -76,11 +77,23 @@ _FINGERPRINTS = select(
     _T.c.inode,
     type_coerce(_T.c.state, String),
     _T.c.sha256,
+    _T.c.ctime_ns,
+    _T.c.racy,
 ).where(_T.c.folder == bindparam("b_folder"))
 _STATES = {state.value: state for state in LocalState}
+_SET_CTIME = (
+    update(_T)
+    .where(
+        _T.c.folder == bindparam("b_folder"),
+        _T.c.rel_path == bindparam("b_rel_path"),
+        _T.c.ctime_ns.is_(None),
+    )
+    .values(ctime_ns=bindparam("b_ctime_ns"))
+)
 
-#: One row of :func:`iter_fingerprints`: rel_path, size, mtime_ns, inode, state, sha256.
-Fingerprint = tuple[str, int, int, int, LocalState, str | None]
+#: One row of :func:`iter_fingerprints`: rel_path, size, mtime_ns, inode, state, sha256,
+#: ctime_ns (0: not recorded), racy.
+Fingerprint = tuple[str, int, int, int, LocalState, str | None, int, bool]
 #: Rows :func:`iter_fingerprints` fetches from the cursor at a time.
 FINGERPRINT_BATCH_ROWS = 2000
 
@@ -147,8 +160,8 @@ def folder_fingerprints(
     s.flush()
     states = _STATES
     return {
-        rel_path: (FileStat(size, mtime_ns, inode), states[state], sha256)
-        for rel_path, size, mtime_ns, inode, state, sha256 in s.execute(
+        rel_path: (FileStat(size, mtime_ns, inode, ctime_ns or 0), states[state], sha256)
+        for rel_path, size, mtime_ns, inode, state, sha256, ctime_ns, _racy in s.execute(
             _FINGERPRINTS, {"b_folder": folder}
         )
     }
@@ -175,14 +188,25 @@ def iter_fingerprints(
     options = {"yield_per": batch_rows}
     # Closed however the caller stops: an abandoned cursor must not hold its read snapshot.
     with s.execute(query, {"b_folder": folder}, execution_options=options) as result:
-        for rel_path, size, mtime_ns, inode, state, sha256 in result:
+        for rel_path, size, mtime_ns, inode, state, sha256, ctime_ns, racy in result:
             if rel_path <= last_key:
                 raise StoreError(
                     f"rows of folder {folder} came out of key order ({rel_path!r} after "
                     f"{last_key!r}): the database does not compare local_files.rel_path bytewise"
                 )
             last_key = rel_path
-            yield rel_path, size, mtime_ns, inode, states[state], sha256
+            yield rel_path, size, mtime_ns, inode, states[state], sha256, ctime_ns or 0, racy
+
+
+def record_ctimes(s: Session, folder: str, ctimes: Iterable[tuple[str, int]]) -> None:
+    """Fill in the ctime of rows recorded before syncd kept it (``(rel_path, ctime_ns)``
+    pairs), whose fingerprint is otherwise unchanged: they are not hashed again for it."""
+    params = [
+        {"b_folder": folder, "b_rel_path": rel_path, "b_ctime_ns": ctime_ns}
+        for rel_path, ctime_ns in ctimes
+    ]
+    if params:
+        s.execute(_SET_CTIME, params)
 
 
 def _insert_unless_present(s: Session, values: dict[str, Any]) -> int | None:
@@ -212,11 +236,13 @@ def upsert_local(
     remote_file_id: str | None = None,
     reset_attempts: bool = False,
     keep_settled: bool = False,
+    racy: bool = False,
     now: datetime,
 ) -> LocalFileRecord:
     """Record what was observed at ``rel_path``: create the row or update it in place.
 
     ``last_error`` and ``warnings`` replace the stored ones (None clears them).
+    ``racy``: the fingerprint is too new to trust (see :func:`syncd.plan.is_racy`).
     ``remote_file_id`` None keeps the stored pointer: it names the last uploaded version, which
     a later upload supersedes.
     ``reset_attempts`` starts a fresh retry series (new content): attempts 0, due now, and any
@@ -235,6 +261,8 @@ def upsert_local(
             "size": stat.size,
             "mtime_ns": stat.mtime_ns,
             "inode": stat.inode,
+            "ctime_ns": stat.ctime_ns or None,
+            "racy": racy,
             "sha256": sha256,
             "state": state,
             "attempts": 0,
@@ -266,6 +294,8 @@ def upsert_local(
         size=stat.size,
         mtime_ns=stat.mtime_ns,
         inode=stat.inode,
+        ctime_ns=stat.ctime_ns or None,
+        racy=racy,
         sha256=sha256,
         last_error=last_error,
         warnings=warnings,
@@ -303,8 +333,13 @@ def set_state(
         row.remote_file_id = remote_file_id
 
 
-def rename_local(s: Session, local_id: int, new_rel_path: str, *, now: datetime) -> None:
+def rename_local(
+    s: Session, local_id: int, new_rel_path: str, *, now: datetime, ctime_ns: int | None = None
+) -> None:
     """Move a row to ``new_rel_path`` in its folder, keeping its state, history and remote file.
+
+    ``ctime_ns``: the file's ctime after the move (a rename moves it), kept in the fingerprint
+    so the next look does not read the file again.
 
     Raises:
         StoreError: another row already holds ``new_rel_path`` (judge that path instead).
@@ -325,6 +360,8 @@ def rename_local(s: Session, local_id: int, new_rel_path: str, *, now: datetime)
         )
     row.rel_path = new_rel_path
     row.updated_at = now
+    if ctime_ns:
+        row.ctime_ns = ctime_ns
     audit_log.audit(
         s,
         "rename",

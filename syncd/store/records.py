@@ -40,11 +40,15 @@ class LocalFileRecord:
     """Validation warnings of the current content, one per line (never blocking)."""
     claimed_by: str | None = None
     """The node holding this row's upload claim (``uploading``), when one is recorded."""
+    ctime_ns: int | None = None
+    """The ctime of the fingerprint; None for rows recorded before syncd kept it."""
+    racy: bool = False
+    """Hashed within the timestamp granularity of its last change: hash it on the next look."""
 
     @property
     def stat(self) -> FileStat:
         """The fingerprint recorded when the file was last looked at."""
-        return FileStat(size=self.size, mtime_ns=self.mtime_ns, inode=self.inode)
+        return FileStat(self.size, self.mtime_ns, self.inode, self.ctime_ns or 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -170,6 +172,10 @@ class LocalFile(Base):
     """Validation warnings of the current content, one per line: accepted, but worth a look."""
     claimed_by: Mapped[str | None] = mapped_column(String(NODE_NAME_LENGTH))
     """The node whose upload claim this is (``uploading`` rows); None: no node recorded."""
+    ctime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    """The fingerprint's ctime (a write always moves it); None: recorded before 0006."""
+    racy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Hashed too soon after its last change to trust the fingerprint: hash it again."""
 
 
 class RemoteFile(Base):

@@ -69,6 +69,8 @@ _FILE_CHANGES = frozenset(
         EVENT_TYPE_DELETED,
     }
 )
+# The file's bytes were written (IN_MODIFY, IN_CLOSE_WRITE; a poll seeing size or mtime move).
+_FILE_WRITES = frozenset({EVENT_TYPE_MODIFIED, EVENT_TYPE_CLOSED})
 # A directory that appeared may hold files created before its watch existed (watchdog#318/#684),
 # and one that vanished took its files along: the consumer looks at the whole subtree.
 # A directory's "modified" (an entry added or removed) is covered by the entry's own event.
@@ -134,6 +136,9 @@ class Watcher:
 
     With ``use_polling`` directories are snapshotted every ``poll_interval`` seconds instead of
     using inotify (network filesystems, or no inotify at all).
+
+    ``on_written`` is called, before ``on_change``, for a file the event says was written to
+    (modified, or closed after writing): its bytes changed whatever its stat shows.
     """
 
     def __init__(
@@ -143,8 +148,10 @@ class Watcher:
         use_polling: bool = False,
         *,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
+        on_written: ChangeCallback | None = None,
     ) -> None:
         self._on_change = on_change
+        self._on_written = on_written
         self._on_degraded = on_degraded
         self._use_polling = use_polling
         self._poll_interval = poll_interval
@@ -305,9 +312,13 @@ class Watcher:
             paths = [src]
         else:
             return
+        written = not event.is_directory and event.event_type in _FILE_WRITES
         for path in paths:
             if path:
-                self._call(self._on_change, folder.name, folder.reported_path(path))
+                reported = folder.reported_path(path)
+                if written and self._on_written is not None:
+                    self._call(self._on_written, folder.name, reported)
+                self._call(self._on_change, folder.name, reported)
 
     def _limit_hit(self, path: str, exc: OSError) -> None:
         folder = self._folder_containing(Path(path))
