@@ -71,6 +71,8 @@ def connect(
         api_key=key,
         server_url=server_url,
         timeout=api.timeout.total_seconds(),
+        connect_timeout=api.connect_timeout.total_seconds(),
+        timeout_per_mb=api.timeout_per_mb.total_seconds(),
         max_retries=max_retries,
     )
     try:

@@ -36,6 +36,7 @@ from types import FrameType
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from syncd.api.liveness import Liveness
 from syncd.config import Config, load_config
 from syncd.connection import connect
 from syncd.engine import Engine, folder_specs
@@ -115,6 +116,7 @@ class Daemon:
             time.monotonic,
         )
         self._debounce_lock = threading.Condition()
+        self._liveness: Liveness | None = None
         #: Debounced paths an event said were written to: hashed at settle whatever their stat
         #: says (guarded by _debounce_lock; at most one entry per path waiting to settle).
         self._written: set[tuple[str, str]] = set()
@@ -149,6 +151,7 @@ class Daemon:
                 on_recovered=self._database_recovered,
             )
             connection = stack.enter_context(connect(self._config, self._environ))
+            self._liveness = connection.client.liveness
             engine = Engine(
                 self._config,
                 store,
@@ -267,6 +270,11 @@ class Daemon:
         down_for = engine.uploader.gate.down_for()
         if down_for is not None:
             parts.append(f"api_unavailable_for={down_for:.0f}s")
+        waiting = self._liveness.longest_wait() if self._liveness else None
+        if waiting is not None:
+            # No spaces in a value: STATUS= is read as key=value words.
+            parts.append(f"api_no_answer_for={waiting.seconds:.0f}s")
+            parts.append(f"api_waiting_on={waiting.what.replace(' ', ':', 1)}")
         if self._degraded:
             parts.append(f"degraded={','.join(sorted(self._degraded))}")
         problem = self._database.problem() if self._database else None
@@ -736,9 +744,25 @@ class Daemon:
             reasons.append(problem)
         with self._degraded_lock:
             reasons.extend(f"{n}: {d.reason}" for n, d in sorted(self._degraded.items()))
+        reasons.extend(self._api_problems())
         if reasons:
             return False, f"degraded: {'; '.join(reasons)}"
         return True, "ok"
+
+    def _api_problems(self) -> list[str]:
+        """The Files API not answering, or down, in words for /healthz."""
+        problems: list[str] = []
+        waiting = self._liveness.longest_wait() if self._liveness else None
+        if waiting is not None:
+            problems.append(
+                f"no answer from the Files API for {waiting.seconds:.0f} s ({waiting.what})"
+            )
+        engine = self._engine
+        down_for = engine.uploader.gate.down_for() if engine else None
+        if down_for is not None:
+            error = engine.uploader.gate.last_error if engine else ""
+            problems.append(f"the Files API is unavailable for {down_for:.0f} s: {error}")
+        return problems
 
     def _upload_finished(self, event: UploadEvent) -> None:
         spec = self._spec_by_name(event.folder)

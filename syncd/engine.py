@@ -124,6 +124,7 @@ class Engine:
                 max_attempts=config.api.max_attempts,
                 retry_policy=DEFAULT_RETRY_POLICY,
                 node=config.node.name,
+                probe_timeout=(config.api.connect_timeout + config.api.timeout).total_seconds(),
             ),
             on_event=on_upload,
             on_changed=on_unstable,
@@ -170,6 +171,10 @@ class Engine:
         except ApiError as exc:  # a failure outside the listing (it reports its own)
             log.warning("remote_reconcile_skipped", error=str(exc))
             return ReconcileReport(skipped=str(exc))
+        if report.unanswered and report.skipped:
+            # The first request of a pass timing out is the outage gate's business too: a
+            # hung API is then known one timeout earlier.
+            self.uploader.gate.failed(report.skipped, unanswered=True)
         if report.requeued:
             self.uploader.wake()
         return report

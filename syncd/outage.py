@@ -12,6 +12,11 @@ the retry policy's maximum (a server's Retry-After is honoured). The first probe
 answer closes it again. Failures while it is open say nothing about the file, so the uploader
 does not count them against ``max_attempts``.
 
+A request that timed out waiting for an answer weighs half the threshold: each costs a whole
+idle timeout (a minute by default), so two in a row mean the API has stopped answering. The
+outage is dated from the first failure of the streak that revealed it: that is when the API
+stopped answering, and what ``syncd sync``'s patience counts from.
+
 A request admitted before the outage was noticed may still be answered after it (it had its
 connection already); that answer does not close the gate, or every straggler would let a new
 burst of requests fail.
@@ -59,11 +64,13 @@ class OutageGate:
         self._rng = rng
         self._lock = threading.Lock()
         self._streak = 0
+        self._streak_began = 0.0
         self._opened_at: float | None = None
         self._failed_probes = 0
         self._probe_at = 0.0
         self._probing = False
         self._last_error = ""
+        self._unanswered = False
         #: Outages noticed so far; a request remembers the count it was admitted under.
         self._outages = 0
         self._admitted: dict[int, int] = {}
@@ -80,6 +87,12 @@ class OutageGate:
             if self._opened_at is None:
                 return None
             return self._clock() - self._opened_at
+
+    @property
+    def unanswered(self) -> bool:
+        """Whether the most recent transient failure was a request that got no answer."""
+        with self._lock:
+            return self._unanswered
 
     @property
     def last_error(self) -> str:
@@ -148,20 +161,28 @@ class OutageGate:
         if down_for is not None:
             log.info("api_recovered", down_s=round(down_for, 1))
 
-    def failed(self, error: str, *, retry_after: float | None = None) -> bool:
-        """A transient failure (no answer, 429, 5xx); True when it is part of an outage."""
+    def failed(
+        self, error: str, *, retry_after: float | None = None, unanswered: bool = False
+    ) -> bool:
+        """A transient failure (no answer, 429, 5xx); True when it is part of an outage.
+
+        ``unanswered``: the request timed out waiting (see the module docstring).
+        """
         with self._lock:
             now = self._clock()
             self._last_error = error
+            self._unanswered = unanswered
             if self._is_straggler():
                 return True  # known already; not the probe's answer
-            self._streak += 1
+            if self._streak == 0:
+                self._streak_began = now
+            self._streak += max(1, self._threshold // 2) if unanswered else 1
             opening = self._opened_at is None
             if opening and self._streak < self._threshold:
                 return False
             probe_failed = not opening and self._probing
             if opening:
-                self._opened_at = now
+                self._opened_at = self._streak_began
                 self._outages += 1
             elif probe_failed:
                 self._failed_probes += 1

@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 import structlog
 
 from syncd.api import Files
-from syncd.errors import ApiError, NotFoundError
+from syncd.errors import ApiError, ApiTimeoutError, NotFoundError
 from syncd.store import Store, repo
 
 __all__ = ["LIST_PAGE_SIZE", "ReconcileReport", "reconcile_remote"]
@@ -63,6 +63,8 @@ class ReconcileReport:
     """Local files queued for upload again."""
     skipped: str | None = None
     """Why the reconcile stopped early or changed nothing (the listing failed, ...)."""
+    unanswered: bool = False
+    """The listing timed out waiting for an answer: the API may have stopped answering."""
 
 
 def _utc_now() -> datetime:
@@ -90,6 +92,7 @@ def reconcile_remote(
         listed = _list_ids(files, page_size)
     except ApiError as exc:
         report.skipped = f"listing the remote failed: {exc}"
+        report.unanswered = isinstance(exc, ApiTimeoutError)
         log.warning("remote_reconcile_skipped", error=report.skipped)
         return report
     if listed is None:

@@ -46,6 +46,7 @@ from syncd.domain import LocalState
 from syncd.errors import (
     ApiError,
     ApiStatusError,
+    ApiTimeoutError,
     ApiTransportError,
     FileVanishedError,
     InvalidRequestError,
@@ -101,6 +102,9 @@ class UploadSettings:
     """Longest the dispatcher sleeps when nothing is due (the doorbell usually wakes it first)."""
     node: str | None = None
     """This node's name: its claims carry it, and a restart puts back only its own (fleet)."""
+    probe_timeout: float = 0.0
+    """The longest one request may wait for an answer (connect + idle timeout): ``syncd sync``
+    starts no probe of a silent API that could not end within its patience."""
 
     @property
     def outage_patience(self) -> float:
@@ -240,18 +244,31 @@ class Uploader:
         """
         while not (stop and stop.is_set()):
             producing = until is not None and not until.is_set()
-            wait = self._dispatch_once()
-            if wait is None and self.inflight == 0 and not producing:
-                return None  # nothing pending in any configured folder, nothing running
             down_for = self.gate.down_for()
             out_of_patience = (
-                outage_patience is not None and down_for is not None and down_for > outage_patience
+                outage_patience is not None
+                and down_for is not None
+                and (
+                    down_for > outage_patience
+                    # A probe of an API that does not answer could only fail after the patience:
+                    # give up now instead of waiting a whole timeout in silence.
+                    or (
+                        self.gate.unanswered
+                        and self.inflight == 0
+                        and down_for + self._settings.probe_timeout > outage_patience
+                    )
+                )
             )
-            if out_of_patience and self.inflight == 0:
+            # Not waiting for a probe in flight: against a hung API it may take a whole idle
+            # timeout to fail (the process exit still lets it end; its row is put back later).
+            if out_of_patience:
                 return (
                     f"the API has been unavailable for {down_for or 0:.0f}s "
                     f"(last error: {self.gate.last_error}); pending files stay queued"
                 )
+            wait = self._dispatch_once()
+            if wait is None and self.inflight == 0 and not producing:
+                return None  # nothing pending in any configured folder, nothing running
             # A finishing upload rings the doorbell, so this never waits past real work.
             self._doorbell.wait(timeout=self._settings.idle_wait if wait is None else wait)
             self._doorbell.clear()
@@ -627,7 +644,9 @@ class Uploader:
             counted = False  # the store's trouble, not the file's
         elif transient:
             # Failures while the API is down for everybody say nothing about this file.
-            counted = not self.gate.failed(str(exc), retry_after=retry_after)
+            counted = not self.gate.failed(
+                str(exc), retry_after=retry_after, unanswered=isinstance(exc, ApiTimeoutError)
+            )
         else:
             counted = True
             if isinstance(exc, ApiError):

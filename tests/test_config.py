@@ -59,7 +59,9 @@ class TestValidConfig:
         assert config.api.is_embedded
         assert config.api.api_key_env == "MISTRAL_API_KEY"
         assert config.api.api_key_file is None
-        assert config.api.timeout == timedelta(minutes=5)
+        assert config.api.timeout == timedelta(minutes=1)
+        assert config.api.connect_timeout == timedelta(seconds=10)
+        assert config.api.timeout_per_mb == timedelta(seconds=10)
         assert (config.api.concurrency, config.api.max_attempts) == (4, 8)
         assert config.watch.settle == timedelta(seconds=2)
         assert config.watch.settle_max == timedelta(minutes=10)

@@ -45,7 +45,7 @@ import pytest
 
 from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
-from syncd.emulator.options import FAULT_KINDS
+from syncd.emulator.options import DEFAULT_FAULT_KINDS
 from tests.configs import FolderSetup, chat_line, write_config
 from tests.daemon_process import DaemonProcess
 from tests.postgres_cluster import PostgresCluster
@@ -343,7 +343,7 @@ def test_daemons_share_a_folder_through_a_crash_and_a_database_outage(
     emulator = make_emulator(
         dedupe=False,
         fault_rate=FAULT_RATE,
-        fault_kinds=FAULT_KINDS,
+        fault_kinds=DEFAULT_FAULT_KINDS,
         retry_after=0.3,
         latency_ms=20,
         seed=12,

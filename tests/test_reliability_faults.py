@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from syncd.emulator import EmulatorServer
-from syncd.emulator.options import FAULT_KINDS
+from syncd.emulator.options import DEFAULT_FAULT_KINDS
 from tests.configs import FolderSetup, write_chat_file, write_config
 from tests.reliability_checks import assert_exactly_once_and_consistent, stat, state_db
 
@@ -65,7 +65,7 @@ def test_thirty_percent_faults_upload_everything_once_honouring_retry_after(
     emulator = make_emulator(
         dedupe=False,
         fault_rate=FAULT_RATE,
-        fault_kinds=FAULT_KINDS,
+        fault_kinds=DEFAULT_FAULT_KINDS,
         retry_after=RETRY_AFTER,
         seed=1234,
     )
@@ -88,7 +88,7 @@ def test_thirty_percent_faults_upload_everything_once_honouring_retry_after(
     stats = emulator.stats()
     faults = stats["faults_by_kind"]
     assert isinstance(faults, dict)
-    assert set(faults) == set(FAULT_KINDS), f"every kind of fault was injected: {faults}"
+    assert set(faults) == set(DEFAULT_FAULT_KINDS), f"every kind of fault was injected: {faults}"
     assert not [e for e in events if e["event"] == "upload_failed"], "no file gave up"
     requests = stat(emulator, "requests")
     assert requests <= FILES * MAX_REQUESTS_PER_FILE, f"{requests} requests for {FILES} files"

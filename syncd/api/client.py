@@ -18,7 +18,9 @@ import httpx
 from syncd import __version__
 from syncd.api.files import Files
 from syncd.api.jobs import Batch, FineTuning
+from syncd.api.liveness import Liveness
 from syncd.api.requester import Requester
+from syncd.api.timeouts import RequestTimeouts
 from syncd.domain import is_sendable_api_key
 from syncd.errors import UsageError
 from syncd.retry import DEFAULT_RETRY_POLICY, RetryPolicy
@@ -34,17 +36,21 @@ __all__ = [
 DEFAULT_SERVER_URL = "https://api.mistral.ai"
 API_KEY_ENV = "MISTRAL_API_KEY"
 SERVER_URL_ENV = "MISTRAL_SERVER_URL"
-#: The official SDK's per-call default: large uploads on slow links need minutes.
-DEFAULT_TIMEOUT_SECONDS = 300.0
+#: No byte moved for this long (sending, or waiting for the answer): the request failed.
+DEFAULT_TIMEOUT_SECONDS = 60.0
 DEFAULT_USER_AGENT = f"syncd/{__version__}"
 
 
 class Mistral:
     """A Files API client: ``Mistral(api_key=...).files.upload(file=..., purpose=...)``.
 
-    ``max_retries`` bounds in-call retries of 429, 5xx and transport failures (0 disables them:
-    the daemon schedules its own). ``sleep`` waits between retries (injectable for tests).
-    Use it as a context manager, or call :meth:`close`; an injected ``http_client`` is left open.
+    ``timeout`` is the longest a request may go without a byte moving (sending, or waiting for
+    the answer); ``connect_timeout`` bounds reaching the server, and a request's whole budget
+    is ``connect_timeout + timeout + timeout_per_mb`` per MB of its body
+    (:mod:`syncd.api.timeouts`). ``max_retries`` bounds in-call retries of 429, 5xx and
+    transport failures (0 disables them: the daemon schedules its own). ``sleep`` waits between
+    retries (injectable for tests). Use it as a context manager, or call :meth:`close`; an
+    injected ``http_client`` is left open.
     """
 
     def __init__(
@@ -53,6 +59,8 @@ class Mistral:
         server_url: str | None = None,
         *,
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        connect_timeout: float = 10.0,
+        timeout_per_mb: float = 10.0,
         max_retries: int = 4,
         retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY,
         http_client: httpx.Client | None = None,
@@ -71,19 +79,27 @@ class Mistral:
         url = (server_url or os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"server URL must start with http:// or https://, got {url!r}")
-        if timeout <= 0:
-            raise UsageError(f"timeout must be positive, got {timeout}")
+        for name, value in (
+            ("timeout", timeout),
+            ("connect_timeout", connect_timeout),
+            ("timeout_per_mb", timeout_per_mb),
+        ):
+            if not value > 0:
+                raise UsageError(f"{name} must be positive, got {value}")
+        timeouts = RequestTimeouts(connect=connect_timeout, idle=timeout, per_mb=timeout_per_mb)
         if max_retries < 0:
             raise UsageError(f"max_retries must be 0 or more, got {max_retries}")
         self.server_url = url
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(follow_redirects=True, timeout=timeout)
+        self._http = http_client or httpx.Client(
+            follow_redirects=True, timeout=timeouts.for_httpx()
+        )
         self._requester = Requester(
             http=self._http,
             server_url=url,
             api_key=key.strip(),
             user_agent=user_agent or DEFAULT_USER_AGENT,
-            timeout=timeout,
+            timeouts=timeouts,
             max_retries=max_retries,
             retry_policy=retry_policy,
             sleep=sleep,
@@ -97,6 +113,11 @@ class Mistral:
 
     def __repr__(self) -> str:
         return f"Mistral(server_url={self.server_url!r})"
+
+    @property
+    def liveness(self) -> Liveness:
+        """Requests in flight and how long the longest has waited for an answer."""
+        return self._requester.liveness
 
     @property
     def max_retries(self) -> int:

@@ -8,6 +8,8 @@ builds the calls.
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar
@@ -21,7 +23,9 @@ from syncd.api.errormap import (
     parse_json_body,
     translating_transport_errors,
 )
-from syncd.errors import ApiError
+from syncd.api.liveness import Liveness, RequestWatch
+from syncd.api.timeouts import RequestTimeouts
+from syncd.errors import ApiError, ApiTimeoutError
 from syncd.retry import RetryPolicy, is_retryable, retry_after_of, retry_delay
 
 __all__ = ["QueryParams", "Requester", "StreamedResponse"]
@@ -47,7 +51,7 @@ class Requester:
         server_url: str,
         api_key: str,
         user_agent: str,
-        timeout: float,
+        timeouts: RequestTimeouts,
         max_retries: int,
         retry_policy: RetryPolicy,
         sleep: Callable[[float], None],
@@ -59,7 +63,13 @@ class Requester:
             api_key if api_key.lower().startswith("bearer ") else f"Bearer {api_key}"
         )
         self._user_agent = user_agent
-        self._timeout = httpx.Timeout(timeout)
+        self.timeouts = timeouts
+        self._timeout = timeouts.for_httpx()
+        #: Requests in flight and how long each has waited (``api_waiting``, STATUS=).
+        self.liveness = Liveness(timeouts.waiting_after)
+        self._bodies: weakref.WeakKeyDictionary[httpx.Request, _PacedBody] = (
+            weakref.WeakKeyDictionary()
+        )
         self.max_retries = max_retries
         self.retry_policy = retry_policy
         self._sleep = sleep
@@ -81,21 +91,29 @@ class Requester:
         content: Iterable[bytes] | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Request:
-        """A request with auth, Accept and User-Agent set."""
+        """A request with auth, Accept and User-Agent set; a body is sent against a budget that
+        grows with its ``Content-Length`` (see :mod:`syncd.api.timeouts`)."""
         all_headers = {
             "Accept": accept,
             "User-Agent": self._user_agent,
             "Authorization": self.__authorization,
             **(headers or {}),
         }
-        return self._http.build_request(
+        paced: _PacedBody | None = None
+        if content is not None:
+            length = int(all_headers.get("Content-Length", "0") or 0)
+            paced = _PacedBody(content, self.timeouts.budget(length), self.url(path))
+        request = self._http.build_request(
             method,
             self.url(path),
             params=list(params) if params else None,
             headers=all_headers,
-            content=content,
+            content=paced,
             timeout=self._timeout,
         )
+        if paced is not None:
+            self._bodies[request] = paced
+        return request
 
     def send(
         self, request: httpx.Request, *, body_sent: Callable[[], bool] = _always_sent
@@ -125,14 +143,21 @@ class Requester:
         self, request: httpx.Request, *, stream: bool, body_sent: Callable[[], bool]
     ) -> httpx.Response:
         url = str(request.url.copy_with(query=None))
-        with translating_transport_errors(request.method, url, body_sent=body_sent):
-            response = self._http.send(request, stream=stream, follow_redirects=True)
-            try:
-                if not response.is_success:
-                    response.read()
-            except BaseException:
-                response.close()
-                raise
+        watch = self.liveness.watch(f"{request.method} {url}")
+        paced = self._bodies.get(request)
+        if paced is not None:
+            paced.start(watch)
+        try:
+            with translating_transport_errors(request.method, url, body_sent=body_sent):
+                response = self._http.send(request, stream=stream, follow_redirects=True)
+                try:
+                    if not response.is_success:
+                        response.read()
+                except BaseException:
+                    response.close()
+                    raise
+        finally:
+            watch.close()
         if response.is_success:
             return response
         response.close()
@@ -174,6 +199,38 @@ class Requester:
                     error_type=type(exc).__name__,
                 )
                 self._sleep(delay)
+
+
+class _PacedBody:
+    """A request body that reports progress to its watch and ends when its budget is spent.
+
+    Iterable again from the start (a redirect or a retry sends it again); the clock starts at
+    :meth:`start`. A chunk is pulled only once the one before it was written, so the check
+    between chunks sees the time the body has really taken.
+    """
+
+    def __init__(self, inner: Iterable[bytes], budget: float, url: str) -> None:
+        self._inner = inner
+        self._budget = budget
+        self._url = url
+        self._deadline = float("inf")
+        self._watch: RequestWatch | None = None
+
+    def start(self, watch: RequestWatch) -> None:
+        self._watch = watch
+        self._deadline = time.monotonic() + self._budget
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._inner:
+            yield chunk
+            if self._watch is not None:
+                self._watch.moved()
+            if time.monotonic() > self._deadline:
+                raise ApiTimeoutError(
+                    f"sending the body to {self._url} took longer than its budget of "
+                    f"{self._budget:.0f} s ([api] timeout_per_mb); the server takes it too slowly",
+                    ambiguous=False,
+                )
 
 
 class StreamedResponse(httpx.Response):

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from syncd.emulator import FAULT_KINDS, FILE_PURPOSES, EmulatorOptions, EmulatorServer
+from syncd.emulator.options import DEFAULT_FAULT_KINDS
 
 __all__ = ["emulator"]
 
@@ -26,7 +27,7 @@ def _parse_fault_kinds(
     ctx: click.Context, param: click.Parameter, value: str | None
 ) -> tuple[str, ...]:
     if value is None:
-        return FAULT_KINDS
+        return DEFAULT_FAULT_KINDS
     kinds = tuple(kind.strip() for kind in value.split(",") if kind.strip())
     unknown = [kind for kind in kinds if kind not in FAULT_KINDS]
     if unknown:
@@ -85,7 +86,10 @@ def _parse_purposes(
     "--fault-kinds",
     default=None,
     callback=_parse_fault_kinds,
-    help=f"Comma list of faults to draw from: {','.join(FAULT_KINDS)} (default: all).",
+    help=(
+        f"Comma list of faults to draw from: {','.join(FAULT_KINDS)} "
+        f"(default: {','.join(DEFAULT_FAULT_KINDS)}; hang and stall only when named)."
+    ),
 )
 @click.option(
     "--retry-after",

@@ -82,8 +82,12 @@ class ApiConfig(_Table):
     """Environment variable holding the API key; looked at first."""
     api_key_file: Path | None = None
     """File holding the API key (relative: to ``$CREDENTIALS_DIRECTORY``, else the config's dir)."""
-    timeout: SecondsDuration = timedelta(minutes=5)
-    """Timeout of one API request; an upload of a large file must fit in it."""
+    timeout: SecondsDuration = timedelta(minutes=1)
+    """A request with no byte moving (sending, or waiting for the answer) this long failed."""
+    connect_timeout: SecondsDuration = timedelta(seconds=10)
+    """Reaching the server (TCP and TLS) may take this long."""
+    timeout_per_mb: SecondsDuration = timedelta(seconds=10)
+    """A request's whole budget: connect_timeout + timeout + this much per MB of its body."""
     concurrency: StrictInt = Field(default=4, ge=1, le=64)
     """Uploads in flight at once."""
     max_attempts: StrictInt = Field(default=8, ge=1, le=100)

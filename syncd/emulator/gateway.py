@@ -87,6 +87,13 @@ class Gateway:
             if kind in _FAULT_BODIES:
                 await self._send_fault_status(kind, settings.retry_after, receive, send)
                 return
+            if kind == "hang":
+                # Read the request, then never answer (until the server stops).
+                await _drain(receive, self._max_drain_bytes)
+                await anyio.sleep_forever()
+            if kind == "stall":
+                await self._app(scope, receive, _stalling(send))
+                return
             is_upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
             if kind == "lost-response" and is_upload:
                 await self._serve_then_drop(scope, receive, send)
@@ -135,6 +142,23 @@ class Gateway:
         # connection, and the client may never see the status we want it to handle.
         headers += await _drain(receive, self._max_drain_bytes)
         await _send_json(send, status, body, headers)
+
+
+def _stalling(send: Send) -> Send:
+    """``send`` that passes the status and headers, then half of the first body chunk, and
+    then stops sending for good (until the server stops): an answer stalled mid-body."""
+
+    async def stalled(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        body: bytes = message.get("body", b"")
+        await send(
+            {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+        )
+        await anyio.sleep_forever()
+
+    return stalled
 
 
 def _bearer_token(scope: Scope) -> str | None:

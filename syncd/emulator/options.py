@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "DEFAULT_FAULT_KINDS",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "FAULT_KINDS",
     "FILE_PURPOSES",
@@ -16,8 +17,12 @@ __all__ = [
     "check_fault_settings",
 ]
 
-#: Every fault the emulator can inject, in the order the CLI documents them.
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "lost-response")
+#: Every fault the emulator can inject, in the order the CLI documents them. ``hang`` reads the
+#: request and never answers; ``stall`` answers, then stops sending in the middle of the body.
+FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "lost-response", "hang", "stall")
+#: The faults drawn when none are named: each ends by itself (a hang lasts until the client's
+#: timeout, so it is only injected when asked for).
+DEFAULT_FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "lost-response")
 
 #: The Files API's per-file cap: 512 MB, decimal as the API documents it.
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1000 * 1000
@@ -42,7 +47,7 @@ class EmulatorOptions:
     api_key: str | None = field(default=None, repr=False)
     dedupe: bool = True
     fault_rate: float = 0.0
-    fault_kinds: tuple[str, ...] = FAULT_KINDS
+    fault_kinds: tuple[str, ...] = DEFAULT_FAULT_KINDS
     retry_after: float | None = None
     latency_ms: int = 0
     seed: int | None = None
