@@ -4,8 +4,9 @@ Every request registers here while it runs (:meth:`Liveness.watch`); sending a c
 body counts as progress. A monitor thread logs ``api_waiting`` ("no answer from the Files API
 for 30 s, still waiting", with the method and URL, never a header) for each request silent for
 ``waiting_after`` seconds, and again each time as long; :meth:`Liveness.longest_wait` gives the
-daemon's ``STATUS=`` and ``/healthz`` the longest silence now. The thread runs only while a
-request is silent long enough to matter, and never holds a request up.
+daemon's ``STATUS=`` and ``/healthz`` the longest silence now. The thread runs while requests
+are in flight (and a few seconds after), wakes at most once a second, and never holds a request
+up: a request only takes the lock to register and to leave.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from dataclasses import dataclass
 import structlog
 
 __all__ = ["Liveness", "RequestWatch", "Waiting"]
+
+#: The monitor thread lingers this long after the last request, so a stream of short requests
+#: does not start a thread each.
+_LINGER_SECONDS = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +85,6 @@ class Liveness:
     def forget(self, key: int) -> None:
         with self._lock:
             self._requests.pop(key, None)
-            self._lock.notify_all()
 
     def longest_wait(self) -> Waiting | None:
         """The request silent the longest, when one has been for ``waiting_after`` or more."""
@@ -93,10 +97,15 @@ class Liveness:
         return Waiting(seconds, what) if seconds >= self._waiting_after else None
 
     def _monitor_loop(self) -> None:
-        step = max(self._waiting_after / 4, 0.05)
+        step = min(max(self._waiting_after / 4, 0.05), 1.0)
         with self._lock:
-            while self._requests:
+            idle_since = self.clock()
+            while True:
                 now = self.clock()
+                if self._requests:
+                    idle_since = now
+                elif now - idle_since > _LINGER_SECONDS:
+                    break
                 for request in list(self._requests.values()):
                     silent = now - request.last_moved
                     due = int(silent // self._waiting_after)
