@@ -116,7 +116,8 @@ def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, Fil
 
     The returned stat is the one the digest belongs to: it was taken on the open file before
     reading, matched the number of bytes read, and was unchanged afterwards. ``expected`` is a
-    stat seen earlier (a scan); if the file no longer matches it, nothing is read.
+    stat seen earlier (a scan; its ctime may be 0, not known); if the file no longer matches
+    it, nothing is read.
 
     Raises:
         FileVanishedError: the file is gone (before or while it was read).
@@ -125,7 +126,7 @@ def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, Fil
             while it was read, or it was replaced: try again once it settles.
     """
     before = stat_file(path)
-    if expected is not None and before != expected:
+    if expected is not None and before.moved_since(expected):
         raise FileChangedError(
             f"{_shown(path)} changed while it was being hashed "
             f"({_difference(expected, before)} since it was listed); will retry once it settles",

@@ -567,7 +567,10 @@ def _compare(
                     not_on_disk[row[0]] = row
                 row = next(rows, None)
             if row is None or row[0] != key:
-                changed.append((key, item.stat))  # a new file
+                # A new file. Its ctime is left out (0: not known) of the stat kept until it is
+                # hashed: one int less per file of a first scan, whose peak sets the daemon's
+                # idle RSS; the hash takes the full stat itself.
+                changed.append((key, FileStat(item.size, item.mtime_ns, item.inode)))
                 continue
             _, size, mtime_ns, inode, state, sha256, ctime_ns, racy = row
             row = next(rows, None)

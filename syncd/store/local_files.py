@@ -334,12 +334,13 @@ def set_state(
 
 
 def rename_local(
-    s: Session, local_id: int, new_rel_path: str, *, now: datetime, ctime_ns: int | None = None
+    s: Session, local_id: int, new_rel_path: str, *, now: datetime, ctime_ns: int = 0
 ) -> None:
     """Move a row to ``new_rel_path`` in its folder, keeping its state, history and remote file.
 
     ``ctime_ns``: the file's ctime after the move (a rename moves it), kept in the fingerprint
-    so the next look does not read the file again.
+    so the next look does not read the file again; 0: not known, and the next rescan records
+    it without reading the file.
 
     Raises:
         StoreError: another row already holds ``new_rel_path`` (judge that path instead).
@@ -360,8 +361,7 @@ def rename_local(
         )
     row.rel_path = new_rel_path
     row.updated_at = now
-    if ctime_ns:
-        row.ctime_ns = ctime_ns
+    row.ctime_ns = ctime_ns or None
     audit_log.audit(
         s,
         "rename",
