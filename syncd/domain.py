@@ -55,6 +55,11 @@ class FileStat:
         """(size, mtime_ns, inode): what a rename keeps (a rename moves the ctime)."""
         return self.size, self.mtime_ns, self.inode
 
+    @property
+    def last_change_ns(self) -> int:
+        """When the file last changed, as far as its stamps tell: the later of mtime and ctime."""
+        return max(self.mtime_ns, self.ctime_ns)
+
     def moved_since(self, recorded: FileStat) -> bool:
         """Whether this fresh stat differs from the ``recorded`` one, so the bytes may have
         changed; an unknown recorded ctime is not held against it."""

@@ -112,7 +112,9 @@ class _Hashed:
     sha256: str
     stat: FileStat
     hashed_at_ns: int
-    """Wall clock when the hash was done, for the racy-timestamp rule."""
+    """Wall clock when the hash was done."""
+    racy: bool
+    """Hashed within a timestamp tick of its last change (:func:`syncd.plan.is_racy`)."""
 
 
 class Pipeline:
@@ -324,10 +326,12 @@ class Pipeline:
             summary.unstable += 1
             return None
         hashed_at_ns = time.time_ns()
+        granularity = plan.timestamp_granularity_ns(stat, self._granularity_ns)
         summary.hashed += 1
         summary.hashed_bytes += stat.size
         self._on_hashed(stat.size)
-        return _Hashed(rel_path, sha256, stat, hashed_at_ns)
+        racy = plan.is_racy(stat, hashed_at_ns, granularity)
+        return _Hashed(rel_path, sha256, stat, hashed_at_ns, racy)
 
     def _decide(self, folder: FolderSpec, batch: list[_Hashed], summary: ScanSummary) -> None:
         """Validate what needs it and record each file's verdict, all in one transaction."""
@@ -344,9 +348,9 @@ class Pipeline:
                 verdicts.append(self._record(s, folder, item, row, result, now))
         queued = False
         for item in batch:
-            # Within one tick of its last change (not a stamp from a clock ahead of ours, which
-            # the next rescan looks at): look again once that tick has surely passed.
-            if 0 <= item.hashed_at_ns - _last_change(item.stat) < self._granularity(item.stat):
+            # Racy, but not for a stamp from a clock ahead of ours (the next rescan looks at
+            # those): look again once the tick has surely passed.
+            if item.racy and item.hashed_at_ns >= item.stat.last_change_ns:
                 self._on_racy(folder, item.rel_path)
         for item, result, (verdict, remote) in zip(batch, results, verdicts, strict=True):
             self._report(
@@ -428,7 +432,7 @@ class Pipeline:
             warnings=warnings,
             reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
             keep_settled=True,
-            racy=plan.is_racy(item.stat, item.hashed_at_ns, self._granularity(item.stat)),
+            racy=item.racy,
             now=now,
         )
         if verdict.outcome is plan.Outcome.REUSE and remote is not None:
@@ -445,9 +449,6 @@ class Pipeline:
                 detail=detail,
             )
         return verdict, remote
-
-    def _granularity(self, stat: FileStat) -> int:
-        return plan.timestamp_granularity_ns(stat, self._granularity_ns)
 
     def _report(
         self,
@@ -632,7 +633,3 @@ def _trusted_states() -> frozenset[LocalState]:
 def _stored(row: repo.Fingerprint) -> _Stored:
     _, size, mtime_ns, inode, state, sha256, ctime_ns, _racy = row
     return FileStat(size, mtime_ns, inode, ctime_ns), state, sha256
-
-
-def _last_change(stat: FileStat) -> int:
-    return max(stat.mtime_ns, stat.ctime_ns)

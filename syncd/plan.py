@@ -84,8 +84,7 @@ def is_racy(stat: FileStat, hashed_at_ns: int, granularity_ns: int) -> bool:
     timestamp tick of the hash: a second write in the same tick leaves the same stamps. A
     stamp in the future (another host's clock, on a network share) is racy too.
     """
-    last_change = max(stat.mtime_ns, stat.ctime_ns)
-    return hashed_at_ns - last_change < granularity_ns
+    return hashed_at_ns - stat.last_change_ns < granularity_ns
 
 
 class Outcome(StrEnum):
