@@ -1,38 +1,69 @@
 # The two commands of the README: `make run` and `make test`. Everything else is a helper.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+#
+# Every environment comes from uv.lock (hashes of every package, runtime and test tools alike):
+# `make run` installs the runtime set only, `make test` adds the test group, and both refuse a
+# lock that is stale against pyproject.toml (`uv sync --locked`). `make upgrade` is the one
+# place newer releases come in: it re-resolves the lock and runs the whole gate against it.
+PYTHON     ?= python3
+VENV       := .venv
+BIN        := $(VENV)/bin
+# uv itself lives in a venv of its own, pinned, so the project's .venv holds the project only.
+UV_VERSION := 0.13.10
+UV_VENV    := .uv
+UV         := $(UV_VENV)/bin/uv
+UV_SYNC    := $(UV) sync --locked --python $(PYTHON)
+# Never a downloaded interpreter: the machine's Python 3.11+ is the one the README asks for.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint contracts typecheck pytest bench upgrade system-packages clean
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(UV):
+	$(PYTHON) -m venv $(UV_VENV)
+	$(UV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+# One stamp per set: whichever ran last is what .venv holds (uv sync removes what the set lacks).
+$(VENV)/.runtime: uv.lock pyproject.toml | $(UV)
+	$(UV_SYNC) --no-default-groups
+	rm -f $(VENV)/.test
+	touch $@
+
+$(VENV)/.test: uv.lock pyproject.toml | $(UV)
+	$(UV_SYNC)
+	rm -f $(VENV)/.runtime
+	touch $@
 
 ## run: the daemon on config.example.toml with the embedded emulator, watching example-data/
-run: $(STAMP)
+run: $(VENV)/.runtime
 	$(BIN)/syncd -c config.example.toml run
 
-## test: format check, lint, strict typing and the whole test suite
-test: $(STAMP) lint typecheck pytest
+## test: what the suite needs (PostgreSQL server binaries, Chromium), then format check, lint,
+## strict typing, the layer contract and the whole test suite
+test: system-packages $(VENV)/.test lint contracts typecheck pytest
 
-lint: $(STAMP)
+system-packages:
+	bash .ci/system-packages
+
+lint: $(VENV)/.test
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
-typecheck: $(STAMP)
+contracts: $(VENV)/.test
+	$(BIN)/lint-imports
+
+typecheck: $(VENV)/.test
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(VENV)/.test
 	$(BIN)/pytest
 
-bench: $(STAMP)
+bench: $(VENV)/.test
 	$(BIN)/python -m benchmarks
 
+## upgrade: re-resolve uv.lock to the newest releases pyproject.toml allows, then the whole gate
+upgrade: | $(UV)
+	$(UV) lock --upgrade --python $(PYTHON)
+	$(MAKE) test
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(UV_VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -8,6 +8,7 @@ detect them and render them printable for messages.
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -214,12 +215,33 @@ def _class_end(pattern: str, start: int) -> int:
 
 
 def _translate_class(body: str) -> str:
-    negate = body.startswith("!")
-    if negate:
-        body = body[1:]
-    # Escape everything but "-" (ranges): keeps "[[", "&&", "~~" from meaning set operations.
-    escaped = "".join(c if c == "-" else re.escape(c) for c in body)
-    return f"[^{escaped}/]" if negate else f"[{escaped}]"
+    """Regex for the class ``[body]`` with fnmatch's meaning of every body it accepts.
+
+    fnmatch's own translation decides ranges (an empty one such as ``[z-a]`` never matches,
+    ``-`` first or last is literal, ``[!]`` is any character) and escapes set operations; a
+    ``[`` left bare inside the class is escaped too, so no pattern compiles to a nested set
+    (``re`` warns, and a later Python may refuse). A class never matches the separator.
+    """
+    translated = fnmatch.translate(f"[{body}]")
+    if not (translated.startswith("(?s:") and translated.endswith(")\\Z")):
+        raise ValueError(f"unexpected fnmatch translation of [{body}]: {translated!r}")
+    regex = translated[len("(?s:") : -len(")\\Z")]
+    if regex.startswith("[") and len(regex) > 2:
+        regex = "[" + regex[1:-1].replace("[", "\\[") + "]"
+    return f"(?!/)(?:{regex})"
+
+
+class InvalidPatternError(ValueError):
+    """A glob that cannot be used; the message names it."""
+
+
+def check_patterns(patterns: Iterable[str]) -> None:
+    """Raise :class:`InvalidPatternError` naming the first glob syncd cannot match with."""
+    for pattern in patterns:
+        try:
+            IgnoreRules([pattern], [pattern])
+        except (re.error, ValueError) as exc:
+            raise InvalidPatternError(f"glob {pattern!r} cannot be used: {exc}") from exc
 
 
 def to_key(root: Path, path: Path) -> str:

@@ -13,11 +13,13 @@ and ``engine_store`` is a migrated store on it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 from syncd.emulator import EmulatorOptions, EmulatorServer
 from syncd.store import Store, open_store
@@ -29,6 +31,13 @@ if TYPE_CHECKING:  # imported when a test first asks for PostgreSQL: psycopg tak
     from tests.postgres_cluster import PostgresCluster
 
 TEST_API_KEY = "test-key"
+
+# Property tests are reproducible: the suite runs Hypothesis derandomized (the same examples on
+# every machine, no example database to carry between runs). `HYPOTHESIS_PROFILE=explore`
+# searches afresh for a local session; a failure it finds belongs in an @example.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from syncd import paths
+from syncd.config.models import FolderConfig
 from syncd.paths import IgnoreRules, display_name, is_valid_utf8_name, printable_key
 from syncd.purposes import DEFAULT_EXCLUDE
 
@@ -94,9 +95,15 @@ class TestIncludeRules:
         assert not rules.matches("ab.txt")
 
     @given(
-        name=st.text(alphabet="ab.-[]!", min_size=0, max_size=8),
+        name=st.text(alphabet="ab.-[]!?", min_size=0, max_size=8),
         pattern=st.text(alphabet="ab.*?[]!-", min_size=1, max_size=6),
     )
+    # Found by Hypothesis: an empty range (re.error: bad character range), a "[" inside a
+    # class (FutureWarning: possible nested set) and "[!]".
+    @example(name="-x", pattern="[?-.]x")
+    @example(name="[", pattern="[[-[]")
+    @example(name="a", pattern="[![]")
+    @example(name="!", pattern="[!]")
     def test_basename_patterns_agree_with_fnmatchcase(self, name: str, pattern: str) -> None:
         """For one-name patterns, matching is exactly ``fnmatch.fnmatchcase``."""
         if not name:
@@ -248,3 +255,13 @@ def test_the_one_regex_for_name_only_rules_agrees_with_the_general_path(
         fnmatch.fnmatchcase(name, p) for p in exclude
     )
     assert fast.takes_file(name) == expected
+
+
+def test_every_glob_fnmatch_accepts_is_a_valid_folder_setting(tmp_path: Path) -> None:
+    """``include = ["[?-.]x"]`` passed check-config and then crashed the scan; now it is a glob."""
+    folder = FolderConfig.model_validate(
+        {"path": str(tmp_path), "purpose": "fine-tune", "include": ["[?-.]x", "[a[]*.jsonl"]}
+    )
+    rules = IgnoreRules(folder.include, [])
+    assert rules.takes_file("[x.jsonl")
+    assert not rules.takes_file("-x")  # the empty range matches nothing, as in fnmatch

@@ -11,8 +11,6 @@ import importlib
 
 import click
 
-from syncd import __version__
-
 __all__ = ["cli", "main"]
 
 #: Command name -> ``module:attribute`` of its click command, in the order ``--help`` lists them.
@@ -47,8 +45,24 @@ class _LazyGroup(click.Group):
         return command
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from syncd.version import version_text
+
+    click.echo(version_text())
+    ctx.exit()
+
+
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="syncd")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version (and the git commit of a checkout) and exit.",
+)
 @click.option(
     "-c",
     "--config",

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from syncd import purposes
+from syncd import paths, purposes
 from syncd.config import database_urls, endpoints, schedules
 from syncd.config.credentials import (
     SecretFile,
@@ -448,6 +448,15 @@ class FolderConfig(_Table):
         # The docs' endpoint tabs write "v1/chat/completions"; the API's names start with "/".
         if isinstance(value, str) and "/" + value in BATCH_ENDPOINTS:
             return "/" + value
+        return value
+
+    @field_validator("include", "exclude")
+    @classmethod
+    def _usable_globs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        try:
+            paths.check_patterns(value)
+        except paths.InvalidPatternError as exc:
+            raise ValueError(str(exc)) from exc
         return value
 
     @field_validator("exclude")

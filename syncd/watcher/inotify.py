@@ -3,8 +3,13 @@
 watchdog 7 passes file events on, but it only logs a kernel queue overflow (IN_Q_OVERFLOW,
 watchdog#654), silently leaves a subdirectory unwatched when the inotify watch limit is hit, and
 says nothing when the watched root is moved away. This module surfaces those through watchdog's
-own extension points (``InotifyFD.add_callback``/``handle_event`` and the ``WatchCallback``
-protocol) and decides nothing: :mod:`syncd.watcher.observer` turns them into "degraded" reports.
+own extension points and decides nothing: :mod:`syncd.watcher.observer` turns them into
+"degraded" reports.
+
+This is syncd's whole reach into watchdog's private inotify layer (pyproject.toml bounds
+watchdog below its next minor release for it): two overridden methods of ``InotifyFD``
+(``add_callback``, ``handle_event``), one ``WatchCallback`` (the root sentinel, which must
+implement every method of the protocol), and the observer's ``inotify_fd`` argument.
 """
 
 from __future__ import annotations
@@ -132,6 +137,14 @@ class _RootSentinel:
 
     def on_queue_overflow(self) -> None:
         """Overflows are reported once per inotify instance by the fd, not per root."""
+
+    def on_events_lost(self) -> None:
+        """watchdog >= 7.1.1 calls this on every callback after an overflow; the fd reported it.
+
+        A callback that lacks a method of the protocol raises on watchdog's reader thread and
+        stops it (every folder then falls back to rescans), so the sentinel implements all of
+        ``WatchCallback``: mypy checks that against the watchdog the lock pins.
+        """
 
 
 class SignallingInotifyObserver(BaseObserver):

@@ -104,6 +104,9 @@ class _Folder:
     unwatch_root: Callable[[], None] | None = None
     is_lost: bool = False
     hit_limit: bool = False
+    setting_up: bool = True
+    """While ``add_folder`` schedules it: a limit hit below the root is reported once, there."""
+    limit_during_setup: str | None = None
 
     def reported_path(self, raw: str) -> str:
         """Map a path under ``watched_root`` back under the configured ``root``."""
@@ -192,8 +195,19 @@ class Watcher:
                 self._unschedule(folder)
                 with self._lock:
                     self._folders.pop(name, None)
-                self._degrade(name, _describe_watch_failure(folder, exc))
+                    below_root = folder.limit_during_setup
+                # watchdog >= 7.1.1 raises a limit hit below the root too, and watches nothing.
+                if below_root is not None:
+                    message = f"folder {name!r} is not watched (rescans only): {below_root}"
+                else:
+                    message = _describe_watch_failure(folder, exc)
+                self._degrade(name, message)
                 return False
+            with self._lock:
+                folder.setting_up = False
+                below_root = folder.limit_during_setup
+            if below_root is not None:
+                self._degrade(name, f"folder {name!r} is only partly watched: {below_root}")
             log.info("folder_watched", folder=name, root=str(root), polling=self._use_polling)
             return not folder.hit_limit
 
@@ -324,15 +338,17 @@ class Watcher:
         folder = self._folder_containing(Path(path))
         if folder is None or Path(path) == folder.watched_root:
             return  # the root itself: add_folder gets the exception and reports it
+        reason = f"cannot watch {path}: {describe_limit_error(exc)}"
         with self._lock:
             is_first = not folder.hit_limit
             folder.hit_limit = True
+            if folder.setting_up:
+                # add_folder reports it once it knows whether watchdog gave up on the folder.
+                if is_first:
+                    folder.limit_during_setup = reason
+                return
         if is_first:
-            self._degrade(
-                folder.name,
-                f"folder {folder.name!r} is only partly watched: cannot watch {path}: "
-                f"{describe_limit_error(exc)}",
-            )
+            self._degrade(folder.name, f"folder {folder.name!r} is only partly watched: {reason}")
 
     def _overflowed(self) -> None:
         with self._lock:
