@@ -21,7 +21,7 @@ from syncd.pipeline import FolderSpec, Pipeline, ScanSummary
 from syncd.reconcile import ReconcileReport, reconcile_remote
 from syncd.retry import DEFAULT_RETRY_POLICY
 from syncd.store import Store, repo
-from syncd.uploader import Uploader, UploadEvent, UploadSettings
+from syncd.upload import Uploader, UploadEvent, UploadSettings
 
 __all__ = ["Engine", "SyncReport", "folder_spec", "folder_specs"]
 
@@ -143,6 +143,10 @@ class Engine:
     def folders(self) -> dict[str, FolderSpec]:
         with self._folders_lock:
             return dict(self._folders)
+
+    def folder_named(self, name: str) -> FolderSpec | None:
+        """The configured folder called ``name`` (events and problems name folders)."""
+        return next((s for s in self.folders().values() if s.name == name), None)
 
     def set_folders(self, folders: dict[str, FolderSpec]) -> None:
         with self._folders_lock:

@@ -14,7 +14,7 @@ from syncd.domain import LocalState
 from syncd.emulator import EmulatorServer
 from syncd.engine import Engine
 from syncd.store import open_store, repo
-from syncd.uploader import UploadEvent
+from syncd.upload import UploadEvent
 from tests.configs import FolderSetup, write_chat_file, write_config
 
 FILES = 12

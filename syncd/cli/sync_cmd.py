@@ -38,7 +38,7 @@ from syncd.engine import Engine, SyncReport
 from syncd.errors import ApiError, ConfigError, StoreError
 from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor, beating
 from syncd.logs import configure_logging
-from syncd.uploader import UploadEvent
+from syncd.upload import UploadEvent
 
 __all__ = ["EXIT_QUARANTINED", "sync"]
 

@@ -11,7 +11,7 @@ one line each), and the value parsers ``durations``, ``schedules``, ``endpoints`
 
 from __future__ import annotations
 
-from syncd.config.credentials import ApiKey, find_api_key, resolve_api_key
+from syncd.config.api_key import ApiKey, find_api_key, resolve_api_key
 from syncd.config.durations import format_duration, parse_duration
 from syncd.config.loader import DEFAULT_CONFIG_PATH, load_config, parse_config
 from syncd.config.models import (
