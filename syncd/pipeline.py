@@ -26,7 +26,7 @@ from syncd import plan
 from syncd.domain import FileStat, LocalState
 from syncd.errors import FileChangedError, FileVanishedError, LocalFileError
 from syncd.hashing import hash_file, stat_file
-from syncd.paths import IgnoreRules
+from syncd.paths import IgnoreRules, is_valid_utf8_name
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
 from syncd.store.records import LocalFileRecord, RemoteFileRecord
@@ -238,6 +238,11 @@ class Pipeline:
         stat says (a same-length rewrite can leave every stamp as it was on a coarse clock).
         """
         with self._lock:
+            if not is_valid_utf8_name(rel_path):
+                # Such a name cannot be a key (the store takes text): the scan reports it, the
+                # same way as one present at start.
+                self._scan(folder)
+                return
             path = folder.root / rel_path
             try:
                 is_dir = path.is_dir() and not path.is_symlink()
