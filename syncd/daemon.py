@@ -693,6 +693,7 @@ class Daemon:
             registry=self._metrics.registry,
             health=self._health,
             token=None if token_file is None else token_file.value.get_secret_value(),
+            listen_host=host,
         )
         server = StatusServer(app, host, port)
         server.start()
