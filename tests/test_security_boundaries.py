@@ -6,13 +6,21 @@ real sockets.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
+from syncd.errors import UsageError
 from tests.configs import FolderSetup, write_chat_file, write_config
 from tests.conftest import StartDaemon
 from tests.daemon_process import db_states
@@ -93,3 +101,93 @@ def test_with_a_token_the_status_listener_answers_any_host_that_carries_it(
     assert httpx.get(url, headers=headers).status_code == 200
     assert httpx.get(url, headers={"Host": "status.example.com"}).status_code == 401
     assert daemon.stop() == 0
+
+
+# -- 4. the key over plain HTTP -------------------------------------------------------------------
+
+KEY = "canary-key-never-sent-in-clear"
+PLAIN_HTTP_MESSAGE = (
+    "plain http:// is allowed only for loopback hosts (localhost, 127.0.0.1, ::1); "
+    "use https:// so the API key is sent over TLS"
+)
+
+
+def _own_address() -> str:
+    """An address of this machine that is not loopback (the one its default route uses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.123", 9))  # UDP: nothing is sent
+        except OSError:
+            pytest.skip("no non-loopback IPv4 address")
+        address = str(probe.getsockname()[0])
+    if address.startswith("127."):
+        pytest.skip("no non-loopback IPv4 address")
+    return address
+
+
+class _Eavesdropper:
+    """A plain TCP listener on a non-loopback address, recording whatever reaches it."""
+
+    def __init__(self, host: str) -> None:
+        self.sock = socket.create_server((host, 0))
+        self.sock.settimeout(0.2)
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        self.received = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    self.received += conn.recv(65536)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+@pytest.fixture
+def eavesdropper() -> Iterator[_Eavesdropper]:
+    listener = _Eavesdropper(_own_address())
+    yield listener
+    listener.close()
+
+
+def test_syncd_files_never_sends_the_key_over_plain_http_to_another_host(
+    eavesdropper: _Eavesdropper,
+) -> None:
+    """`syncd files list` refuses with the daemon's message; nothing reaches the listener."""
+    result = subprocess.run(
+        [sys.executable, "-m", "syncd", "files", "list", "--server-url", eavesdropper.url],
+        env={**os.environ, "MISTRAL_API_KEY": KEY},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert PLAIN_HTTP_MESSAGE in result.stderr
+    assert KEY not in result.stderr + result.stdout
+    eavesdropper.close()
+    assert eavesdropper.received == b""
+
+
+def test_the_python_client_refuses_plain_http_to_another_host(
+    eavesdropper: _Eavesdropper, emulator: EmulatorServer, api_key: str
+) -> None:
+    """The same rule in `Mistral(...)`; http to loopback and https stay allowed."""
+    with pytest.raises(UsageError, match="plain http:// is allowed only for loopback"):
+        Mistral(api_key=KEY, server_url=eavesdropper.url)
+    eavesdropper.close()
+    assert eavesdropper.received == b""
+    Mistral(api_key=KEY, server_url="https://api.example.com").close()
+    with Mistral(api_key=api_key, server_url=emulator.url.replace("127.0.0.1", "localhost")) as c:
+        assert c.files.list().data is not None
