@@ -191,3 +191,64 @@ def test_the_python_client_refuses_plain_http_to_another_host(
     Mistral(api_key=KEY, server_url="https://api.example.com").close()
     with Mistral(api_key=api_key, server_url=emulator.url.replace("127.0.0.1", "localhost")) as c:
         assert c.files.list().data is not None
+
+
+# -- 3. the emulator on a non-loopback address ----------------------------------------------------
+
+
+EMULATOR_CLI = (sys.executable, "-m", "syncd", "emulator", "--port", "0")
+
+
+def _emulator_cli(data_dir: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*EMULATOR_CLI, "--data-dir", str(data_dir), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != "SYNCD_EMULATOR_API_KEY"},
+    )
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["0.0.0.0", "::", "192.0.2.2", "emulator.example.com"],  # noqa: S104 (each is refused)
+)
+def test_the_emulator_refuses_a_non_loopback_host_without_a_key(tmp_path: Path, host: str) -> None:
+    """Exit 78 (EX_CONFIG, as the daemon's listener rule) before binding anything."""
+    process = _emulator_cli(tmp_path / "data", "--host", host)
+    try:
+        out, err = process.communicate(timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 78, (out, err)
+    assert "listening" not in out
+    assert f"--host {host} is not a loopback address" in err
+    assert "--api-key" in err
+
+
+def test_the_emulator_on_a_non_loopback_host_with_a_key_guards_every_endpoint(
+    tmp_path: Path,
+) -> None:
+    """Started with --api-key, the API and the /_emulator control endpoints need that key."""
+    address = _own_address()
+    process = _emulator_cli(tmp_path / "data", "--host", address, "--api-key", "emu-key")
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("syncd emulator listening on "), line
+        url = line.rpartition(" ")[2].strip()
+        assert address in url
+        good = {"Authorization": "Bearer emu-key"}
+        for headers in ({}, {"Authorization": "Bearer guessed"}):
+            assert httpx.get(url + "/v1/files", headers=headers).status_code == 401
+            assert httpx.get(url + "/_emulator/stats", headers=headers).status_code == 401
+            assert httpx.get(url + "/_emulator/faults", headers=headers).status_code == 401
+            changed = httpx.post(url + "/_emulator/faults", headers=headers, json={"fault_rate": 1})
+            assert changed.status_code == 401
+        assert httpx.get(url + "/_emulator/faults", headers=good).json()["fault_rate"] == 0
+        assert httpx.get(url + "/v1/files", headers=good).status_code == 200
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
