@@ -36,7 +36,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
-from typing import TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 import structlog
 from sqlalchemy.orm import Session
@@ -48,6 +48,7 @@ from syncd.errors import (
     ApiStatusError,
     ApiTimeoutError,
     ApiTransportError,
+    FileChangedError,
     FileVanishedError,
     InvalidRequestError,
     LocalFileError,
@@ -57,7 +58,7 @@ from syncd.errors import (
     StoreError,
     UsageError,
 )
-from syncd.hashing import stat_file
+from syncd.hashing import DigestingReader, open_unchanged
 from syncd.logs import redact_text
 from syncd.outage import OutageGate, outage_threshold
 from syncd.pipeline import FolderSpec, utc_now
@@ -372,22 +373,31 @@ class Uploader:
     ) -> _Work | None:
         """Upload one claimed row and record the outcome; the next row to upload, if claimed."""
         path = folder.root / record.rel_path
-        filename = PurePosixPath(record.rel_path).name
         assert record.sha256 is not None, "only hashed rows are queued"
         log.debug(
             "upload_started", folder=folder.name, path=record.rel_path, attempt=record.attempts
         )
+        # Opened once, walked from the root without following a symlink, and checked to be the
+        # file that was hashed: the body is read from it, never from the name again.
         try:
-            if stat_file(path).moved_since(record.stat):
-                self._changed(record, folder, "changed since it was hashed")
-                return None
+            opened = open_unchanged(path, root=folder.root, expected=record.stat)
         except FileVanishedError:
             self._vanished(record, folder)
+            return None
+        except FileChangedError:
+            self._changed(record, folder, "changed since it was hashed")
             return None
         except LocalFileError as exc:
             self._changed(record, folder, str(exc))
             return None
+        with opened:
+            return self._upload_opened(record, folder, claimed, DigestingReader(opened, str(path)))
 
+    def _upload_opened(
+        self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime, body: DigestingReader
+    ) -> _Work | None:
+        """:meth:`_upload` once the file is open: send ``body``, then check what was sent."""
+        filename = PurePosixPath(record.rel_path).name
         intent = record.intent_started_at
         # Whether an earlier attempt may still turn up on the server (until looked for): the
         # claim keeps an earlier intent and records its own time only when there was none.
@@ -404,7 +414,10 @@ class Uploader:
 
         started = self._clock()
         try:
-            info = self._files.upload(file=path, purpose=record.purpose, filename=filename)
+            # A binary reader as far as the upload goes (read, seek, tell, seekable).
+            info = self._files.upload(
+                file=cast(BinaryIO, body), purpose=record.purpose, filename=filename
+            )
         except (InvalidRequestError, PayloadTooLargeError, UsageError) as exc:
             self._quarantine(record, folder, exc)
             return None
@@ -422,14 +435,11 @@ class Uploader:
             self._changed(record, folder, str(exc))
             return None
 
-        # The bytes sent are the bytes hashed only if the file did not move meanwhile.
-        try:
-            after = stat_file(path)
-        except LocalFileError:
-            after = None
+        # The bytes sent must be the bytes hashed: the digest of what went out says so exactly
+        # (a writer may have changed the open file meanwhile).
         if (
-            after is None
-            or after.moved_since(record.stat)
+            body.hexdigest() != record.sha256
+            or body.bytes_read != record.size
             or (info.bytes is not None and info.bytes != record.size)
         ):
             self._discard(info.id)

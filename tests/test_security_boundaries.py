@@ -7,6 +7,7 @@ real sockets.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import socket
 import subprocess
@@ -20,12 +21,190 @@ import pytest
 
 from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
-from syncd.errors import UsageError
-from tests.configs import FolderSetup, write_chat_file, write_config
+from syncd.errors import FileUnreadableError, UsageError
+from syncd.hashing import hash_file, open_regular
+from tests.configs import FolderSetup, chat_line, write_chat_file, write_config
 from tests.conftest import StartDaemon
-from tests.daemon_process import db_states
+from tests.daemon_process import DaemonProcess, db_states
+from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
+
+
+# -- 1. nothing from outside the watched root is read or uploaded ---------------------------------
+
+#: What sits outside the watched folder, where a swapped-in symlink points: never uploaded.
+SECRET = (chat_line("secret question", "secret answer from outside the root") + "\n").encode()
+#: What was written inside the folder: the same length, so a read by name sends a whole body.
+DECOY = (chat_line("decoy question", "decoy answer from inside the root!!!") + "\n").encode()
+
+
+def test_hashing_below_a_root_refuses_a_symlink_anywhere_on_the_path(tmp_path: Path) -> None:
+    """Every directory below the root is opened without following; the root itself may be a
+    link (as configured)."""
+    root = tmp_path / "root"
+    target = _outside_dir(tmp_path, "b")
+    (root / "a").mkdir(parents=True)
+    (root / "a" / "b").symlink_to(target / "b")
+    (root / "c").symlink_to(target)
+    for key, shown in (("a/b/x.jsonl", "a/b"), ("c/b/x.jsonl", "c")):
+        with pytest.raises(FileUnreadableError, match=f"{shown} on its path is a symbolic link"):
+            hash_file(root / key, root=root)
+        with pytest.raises(FileUnreadableError, match="symbolic link"):
+            open_regular(root / key, root=root)
+    linked_root = tmp_path / "linked-root"
+    linked_root.symlink_to(target)
+    digest, _ = hash_file(linked_root / "b" / "x.jsonl", root=linked_root)
+    assert digest == hashlib.sha256(SECRET).hexdigest()
+
+
+def _remote_contents(emulator: EmulatorServer, api_key: str) -> list[bytes]:
+    with Mistral(api_key=api_key, server_url=emulator.url) as client:
+        return [client.files.download(info.id).read() for info in client.files.iter_all()]
+
+
+def _outside_dir(tmp_path: Path, below: str) -> Path:
+    """A directory outside the watched folder holding ``below/x.jsonl`` with :data:`SECRET`."""
+    target = tmp_path / "outside-target"
+    (target / below).mkdir(parents=True, exist_ok=True)
+    (target / below / "x.jsonl").write_bytes(SECRET)
+    return target
+
+
+def _wait_for_verdict(daemon: DaemonProcess, swapped: str, key: str) -> None:
+    """Until the swapped directory is reported as a symlink, or (the bug) the key uploaded."""
+    wait_until(
+        lambda: (
+            (
+                daemon.named("file_uploaded")
+                and any(e.get("path") == key for e in daemon.named("file_uploaded"))
+            )
+            or any(e.get("path") == swapped for e in daemon.named("file_skipped"))
+        ),
+        timeout=30,
+        what=f"a verdict on {swapped}",
+    )
+
+
+def _assert_nothing_from_outside(
+    daemon: DaemonProcess, emulator: EmulatorServer, api_key: str, folder: Path, key: str
+) -> None:
+    # A file written after the verdict: once it is uploaded, anything queued before it was too.
+    (folder / "marker.jsonl").write_text(chat_line("marker", "marker") + "\n", encoding="utf-8")
+    daemon.wait_event("file_uploaded", path="marker.jsonl")
+    assert SECRET not in _remote_contents(emulator, api_key)
+    assert not [e for e in daemon.named("file_uploaded") if e.get("path") == key]
+
+
+@pytest.mark.parametrize(
+    ("directories", "moved_to"),
+    [("sub", "outside"), ("sub", "hidden"), ("a/b", "outside")],
+    ids=["symlink-swap", "renamed-hidden-then-symlink", "swap-two-levels-up"],
+)
+def test_a_directory_swapped_for_a_symlink_while_a_file_settles_is_not_followed(
+    tmp_path: Path,
+    emulator: EmulatorServer,
+    api_key: str,
+    start_daemon: StartDaemon,
+    directories: str,
+    moved_to: str,
+) -> None:
+    """The watcher path: the event names a file below a directory swapped meanwhile."""
+    folder = tmp_path / "watch"
+    top, _, below = directories.partition("/")
+    target = _outside_dir(tmp_path, below)
+    config = write_config(
+        tmp_path,
+        server_url=emulator.url,
+        folders=[FolderSetup(folder)],
+        sections={"watch": {"settle": '"500ms"'}},
+    )
+    daemon = start_daemon(config)
+    write_chat_file(folder / directories / "first.jsonl", salt="first")
+    daemon.wait_event("file_uploaded", path=f"{directories}/first.jsonl")  # watched by now
+
+    key = f"{directories}/x.jsonl"
+    (folder / key).write_bytes(DECOY)  # an event, held while it settles
+    destination = tmp_path / "elsewhere" if moved_to == "outside" else folder / f".{top}"
+    destination.parent.mkdir(exist_ok=True)
+    (folder / top).rename(destination)
+    (folder / top).symlink_to(target)
+
+    _wait_for_verdict(daemon, top, key)
+    _assert_nothing_from_outside(daemon, emulator, api_key, folder, key)
+    assert daemon.stop() == 0
+
+
+def _is_open_by(pid: int, path: Path) -> bool:
+    fd_dir = Path(f"/proc/{pid}/fd")
+    try:
+        return any(fd.readlink() == path for fd in fd_dir.iterdir())
+    except OSError:
+        return False
+
+
+def test_a_directory_swapped_for_a_symlink_during_a_scan_is_not_followed(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+) -> None:
+    """The rescan path: listed as a regular file, swapped before it is hashed."""
+    folder = tmp_path / "watch"
+    target = _outside_dir(tmp_path, "")
+    # Hashed (and validated) before sub/x.jsonl in key order: the window for the swap.
+    big = folder / "big1.jsonl"
+    folder.mkdir()
+    line = chat_line("q" * 200, "a" * 800) + "\n"
+    big.write_text(line * (20_000_000 // len(line)), encoding="utf-8")
+    (folder / "big2.jsonl").write_text(line * (9_000_000 // len(line)), encoding="utf-8")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "x.jsonl").write_bytes(DECOY)
+    config = write_config(tmp_path, server_url=emulator.url, folders=[FolderSetup(folder)])
+    daemon = start_daemon(config)
+    wait_until(lambda: _is_open_by(daemon.proc.pid, big), timeout=30, what="big1 being read")
+    (folder / "sub").rename(tmp_path / "elsewhere")
+    (folder / "sub").symlink_to(target)
+
+    _wait_for_verdict(daemon, "sub", "sub/x.jsonl")
+    _assert_nothing_from_outside(daemon, emulator, api_key, folder, "sub/x.jsonl")
+    assert daemon.stop() == 0
+
+
+def test_a_file_hashed_as_a_regular_file_and_a_symlink_when_uploaded_sends_the_hashed_bytes(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+) -> None:
+    """The upload reads the file it opened and checked, not the name: the bytes hashed go out.
+
+    A first attempt hangs (its intent is kept), so the next one looks for it on the server
+    first; the swap happens during that slow lookup, after the file was checked.
+    """
+    folder = tmp_path / "watch"
+    target = _outside_dir(tmp_path, "")
+    config = write_config(
+        tmp_path,
+        server_url=emulator.url,
+        folders=[FolderSetup(folder)],
+        sections={"api": {"timeout": '"2s"'}, "log": {"level": '"debug"'}},
+    )
+    daemon = start_daemon(config)
+    write_chat_file(folder / "first.jsonl", salt="first")
+    daemon.wait_event("file_uploaded", path="first.jsonl")
+
+    emulator.set_faults(fault_rate=1.0, fault_kinds=("hang",))
+    (folder / "x.jsonl").write_bytes(DECOY)
+    daemon.wait_event("upload_retry_scheduled", path="x.jsonl")
+    emulator.set_faults(fault_rate=0.0, latency_ms=700)  # under the 2 s timeout
+    wait_until(
+        lambda: len([e for e in daemon.named("upload_started") if e.get("path") == "x.jsonl"]) >= 2,
+        timeout=30,
+        what="the second attempt",
+    )
+    (folder / "x.jsonl").unlink()
+    (folder / "x.jsonl").symlink_to(target / "x.jsonl")
+
+    daemon.wait_event("file_uploaded", path="x.jsonl", timeout=30)
+    contents = _remote_contents(emulator, api_key)
+    assert SECRET not in contents
+    assert DECOY in contents
+    assert daemon.stop() == 0
 
 
 # -- 5. names that are not UTF-8 ------------------------------------------------------------------
