@@ -23,6 +23,8 @@ from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
 from syncd.errors import FileUnreadableError, UsageError
 from syncd.hashing import hash_file, open_regular
+from syncd.paths import IgnoreRules
+from syncd.scanner import scan_folder
 from tests.configs import FolderSetup, chat_line, write_chat_file, write_config
 from tests.conftest import StartDaemon
 from tests.daemon_process import DaemonProcess, db_states
@@ -56,6 +58,23 @@ def test_hashing_below_a_root_refuses_a_symlink_anywhere_on_the_path(tmp_path: P
     linked_root.symlink_to(target)
     digest, _ = hash_file(linked_root / "b" / "x.jsonl", root=linked_root)
     assert digest == hashlib.sha256(SECRET).hexdigest()
+
+
+def test_a_scan_never_lists_a_directory_through_an_ancestor_swapped_for_a_symlink(
+    tmp_path: Path,
+) -> None:
+    """The walk opens each subdirectory from the root, not by its whole path: an ancestor
+    swapped for a link after it was listed hides its files instead of listing the outside."""
+    root = tmp_path / "root"
+    target = _outside_dir(tmp_path, "b")
+    write_chat_file(root / "a" / "0.jsonl")
+    write_chat_file(root / "a" / "b" / "inside.jsonl")
+    walk = scan_folder(root, IgnoreRules(["*.jsonl"], []))
+    first = next(walk)  # a/0.jsonl: "a" was listed, "a/b/" is opened next
+    assert first.rel_path == "a/0.jsonl"
+    (root / "a").rename(tmp_path / "elsewhere")
+    (root / "a").symlink_to(target)
+    assert [item.rel_path for item in walk] == []
 
 
 def _remote_contents(emulator: EmulatorServer, api_key: str) -> list[bytes]:
