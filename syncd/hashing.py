@@ -1,6 +1,9 @@
 """Stat a local file and stream its SHA-256, refusing content that moved while it was read.
 
 Only regular files are read; symlinks are never followed and FIFOs or devices are never opened.
+Given the watched folder's ``root``, a path is walked from it without following a symlink
+anywhere below it (:mod:`syncd.beneath`): a directory swapped for a link is refused, not
+followed out of the folder. Without ``root`` only the last component is guarded.
 OS errors become :class:`~syncd.errors.LocalFileError` subclasses whose messages name the path.
 Nothing here holds more than one read buffer of a file in memory.
 """
@@ -14,16 +17,19 @@ import os
 import stat
 from pathlib import Path
 
+from syncd.beneath import SymlinkOnPathError, lstat_beneath, open_beneath
 from syncd.domain import FileStat
 from syncd.errors import FileChangedError, FileUnreadableError, FileVanishedError
 from syncd.paths import printable_key
 
 __all__ = [
     "READ_BUFFER_BYTES",
+    "DigestingReader",
     "describe_kind",
     "file_stat_of",
     "hash_file",
     "open_regular",
+    "open_unchanged",
     "stat_file",
 ]
 
@@ -67,8 +73,10 @@ def file_stat_of(st: os.stat_result) -> FileStat:
     return FileStat(st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
 
-def stat_file(path: Path) -> FileStat:
+def stat_file(path: Path, *, root: Path | None = None) -> FileStat:
     """The fingerprint of the regular file at ``path``, without following a symlink.
+
+    ``root``: the watched folder ``path`` is in; no symlink below it is followed either.
 
     Raises:
         FileVanishedError: nothing is at ``path`` any more.
@@ -76,7 +84,7 @@ def stat_file(path: Path) -> FileStat:
             directory, FIFO, socket or device).
     """
     try:
-        st = path.lstat()
+        st = lstat_beneath(path.parent if root is None else root, path)
     except OSError as exc:
         raise _translate(path, exc, "look at") from exc
     if not stat.S_ISREG(st.st_mode):
@@ -84,8 +92,10 @@ def stat_file(path: Path) -> FileStat:
     return file_stat_of(st)
 
 
-def open_regular(path: Path) -> io.FileIO:
+def open_regular(path: Path, *, root: Path | None = None) -> io.FileIO:
     """Open the regular file at ``path`` for reading (unbuffered), without following a symlink.
+
+    ``root``: the watched folder ``path`` is in; no symlink below it is followed either.
 
     Anything but a regular file is refused before it is opened (opening a device can have side
     effects); one swapped in between that check and the open is refused by the fstat after it,
@@ -95,9 +105,9 @@ def open_regular(path: Path) -> io.FileIO:
         FileVanishedError: nothing is at ``path``.
         FileUnreadableError: it cannot be opened, or is not a regular file.
     """
-    stat_file(path)
+    stat_file(path, root=root)
     try:
-        fd = os.open(path, _OPEN_FLAGS)
+        fd = open_beneath(path.parent if root is None else root, path, _OPEN_FLAGS)
     except OSError as exc:
         raise _translate(path, exc, "open") from exc
     stream = io.FileIO(fd, "rb")  # owns fd from here on
@@ -111,8 +121,12 @@ def open_regular(path: Path) -> io.FileIO:
     return stream
 
 
-def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, FileStat]:
+def hash_file(
+    path: Path, *, root: Path | None = None, expected: FileStat | None = None
+) -> tuple[str, FileStat]:
     """Stream the SHA-256 of the regular file at ``path``; return ``(hex digest, stat)``.
+
+    ``root``: the watched folder ``path`` is in; no symlink below it is followed.
 
     The returned stat is the one the digest belongs to: it was taken on the open file before
     reading, matched the number of bytes read, and was unchanged afterwards. ``expected`` is a
@@ -125,14 +139,14 @@ def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, Fil
         FileChangedError: the file differs from ``expected``, or its size, mtime or inode moved
             while it was read, or it was replaced: try again once it settles.
     """
-    before = stat_file(path)
+    before = stat_file(path, root=root)
     if expected is not None and before.moved_since(expected):
         raise FileChangedError(
             f"{_shown(path)} changed while it was being hashed "
             f"({_difference(expected, before)} since it was listed); will retry once it settles",
             path=str(path),
         )
-    with open_regular(path) as stream:
+    with open_regular(path, root=root) as stream:
         opened_stat = file_stat_of(os.fstat(stream.fileno()))
         if opened_stat != before:
             raise _changed(path, before, opened_stat)
@@ -140,7 +154,7 @@ def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, Fil
         after = file_stat_of(os.fstat(stream.fileno()))
     # The path first: unlinking or replacing the file moves the open file's ctime too, and
     # that is a file gone or replaced, not one modified.
-    now = stat_file(path)
+    now = stat_file(path, root=root)
     if now.inode != opened_stat.inode:
         raise _changed(path, opened_stat, now)
     if after != opened_stat:
@@ -154,6 +168,74 @@ def hash_file(path: Path, *, expected: FileStat | None = None) -> tuple[str, Fil
     if now != opened_stat:
         raise _changed(path, opened_stat, now)
     return digest, opened_stat
+
+
+def open_unchanged(path: Path, *, root: Path, expected: FileStat) -> io.FileIO:
+    """Open the file at ``path`` below ``root`` only if it is still the one ``expected`` (a
+    stat its content was hashed with): same inode, size, mtime and ctime.
+
+    Reading the returned file, never the name again, is what makes the bytes read the bytes
+    hashed, whatever is renamed or swapped at that name meanwhile.
+
+    Raises:
+        FileVanishedError: nothing is at ``path``.
+        FileUnreadableError: it cannot be opened, or is not a regular file (or is below a link).
+        FileChangedError: it is another file, or was modified, since ``expected``.
+    """
+    stream = open_regular(path, root=root)
+    try:
+        now = file_stat_of(os.fstat(stream.fileno()))
+        if now.moved_since(expected):
+            raise FileChangedError(
+                f"{_shown(path)} changed since it was hashed ({_difference(expected, now)})",
+                path=str(path),
+            )
+    except BaseException:
+        stream.close()
+        raise
+    return stream
+
+
+class DigestingReader:
+    """A binary reader over an open file that hashes every byte it hands out.
+
+    For an upload body: after sending, :meth:`hexdigest` and :attr:`bytes_read` say exactly what
+    went out. Seeking back to the start (a retried request) starts the digest again; reading
+    from anywhere else leaves it unusable (:meth:`hexdigest` is then None).
+    """
+
+    def __init__(self, stream: io.FileIO, name: str) -> None:
+        self._stream = stream
+        self.name = name
+        self._sha = hashlib.sha256()
+        self.bytes_read = 0
+        self._from_start = True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size) or b""
+        self._sha.update(data)
+        self.bytes_read += len(data)
+        return data
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        position = self._stream.seek(offset, whence)
+        self._sha = hashlib.sha256()
+        self.bytes_read = 0
+        self._from_start = position == 0
+        return position
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+    def hexdigest(self) -> str | None:
+        """The SHA-256 of the bytes read since the start of the file, or None."""
+        return self._sha.hexdigest() if self._from_start else None
 
 
 def _stream_sha256(path: Path, stream: io.FileIO) -> tuple[str, int]:
@@ -203,6 +285,8 @@ def _not_regular(path: Path, mode: int) -> FileUnreadableError:
 def _translate(path: Path, exc: OSError, action: str) -> FileVanishedError | FileUnreadableError:
     if exc.errno in _VANISHED_ERRNOS:
         return FileVanishedError(f"{_shown(path)} vanished before it could be read", path=str(path))
+    if isinstance(exc, SymlinkOnPathError):
+        return FileUnreadableError(f"{_shown(path)}: {exc.strerror}", path=str(path))
     if exc.errno == errno.ELOOP:
         return FileUnreadableError(
             f"{_shown(path)} is a symbolic link; not followed", path=str(path)

@@ -18,15 +18,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISDIR
 
 import structlog
 from sqlalchemy.orm import Session
 
 from syncd import plan
+from syncd.beneath import lstat_beneath
 from syncd.domain import FileStat, LocalState
 from syncd.errors import FileChangedError, FileVanishedError, LocalFileError
 from syncd.hashing import hash_file, stat_file
-from syncd.paths import IgnoreRules
+from syncd.paths import IgnoreRules, is_valid_utf8_name
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
 from syncd.store.records import LocalFileRecord, RemoteFileRecord
@@ -238,11 +240,13 @@ class Pipeline:
         stat says (a same-length rewrite can leave every stamp as it was on a coarse clock).
         """
         with self._lock:
+            if not is_valid_utf8_name(rel_path):
+                # Such a name cannot be a key (the store takes text): the scan reports it, the
+                # same way as one present at start.
+                self._scan(folder)
+                return
             path = folder.root / rel_path
-            try:
-                is_dir = path.is_dir() and not path.is_symlink()
-            except OSError:
-                is_dir = False
+            is_dir = _is_real_dir(folder.root, path)
             if is_dir:
                 if not folder.rules.excludes_dir(rel_path):
                     # Files created in a new directory before its watch existed make no events.
@@ -253,7 +257,7 @@ class Pipeline:
             with self._store.session() as s:
                 stored = repo.get_local(s, folder.key, rel_path)
             try:
-                stat = stat_file(path)
+                stat = stat_file(path, root=folder.root)
             except FileVanishedError:
                 if stored is not None and stored.state is not LocalState.MISSING:
                     with self._store.session() as s:
@@ -261,7 +265,7 @@ class Pipeline:
                     log.info("file_vanished", folder=folder.name, path=rel_path)
                 return
             except LocalFileError:
-                # Symlinks, FIFOs and the like: the next full scan records them as problems.
+                # Symlinks (here or on the path), FIFOs and the like: the scan records them.
                 self._scan(folder)
                 return
             if (
@@ -316,7 +320,7 @@ class Pipeline:
     ) -> _Hashed | None:
         """The file's content hash, or None when it vanished or would not hold still."""
         try:
-            sha256, stat = hash_file(folder.root / rel_path, expected=expected)
+            sha256, stat = hash_file(folder.root / rel_path, root=folder.root, expected=expected)
         except FileVanishedError:
             with self._store.session() as s:
                 summary.missing += repo.mark_missing(s, folder.key, [rel_path], now=self._clock())
@@ -390,6 +394,7 @@ class Pipeline:
             mode=folder.validate,
             size=item.stat.size,
             batch_endpoint=folder.batch_endpoint,
+            root=folder.root,
         )
         return result
 
@@ -617,6 +622,14 @@ def _compare(
         found_problems.append((problem, None if stored is None else _stored(stored)))
     vanished = {rel_path: _stored(row) for rel_path, row in not_on_disk.items()}
     return _Comparison(changed=changed, vanished=vanished, problems=found_problems, ctimes=ctimes)
+
+
+def _is_real_dir(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a directory reached from ``root`` without following a symlink."""
+    try:
+        return S_ISDIR(lstat_beneath(root, path).st_mode)
+    except OSError:
+        return False
 
 
 def _trusted_states() -> frozenset[LocalState]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from syncd.beneath import open_beneath
 from syncd.domain import FileStat
 from syncd.errors import LocalFileError
 from syncd.hashing import describe_kind
@@ -29,7 +30,6 @@ __all__ = ["ScanEntry", "ScanItem", "ScanProblem", "scan_folder"]
 #: the next walk reports the symlink.
 _VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 _DIR_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
-_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _BY_NAME = operator.attrgetter("name")
 
 
@@ -99,11 +99,12 @@ def scan_folder(root: Path, rules: IgnoreRules) -> Iterator[ScanItem]:
     root_real = _check_root(root)
     # One iterator per directory being walked, innermost last. A directory is listed (and
     # its files stat-ed) whole, then closed, so no descriptor stays open below it.
-    walking: list[Iterator[_Part]] = [iter(_list_dir(os.fspath(root), "", rules, root_real))]
+    top = os.fspath(root)
+    walking: list[Iterator[_Part]] = [iter(_list_dir(top, top, "", rules, root_real))]
     while walking:
         for part in walking[-1]:
             if isinstance(part, _Subdir):
-                walking.append(iter(_list_dir(part.path, part.prefix, rules, root_real)))
+                walking.append(iter(_list_dir(top, part.path, part.prefix, rules, root_real)))
                 break
             yield from part
         else:
@@ -123,10 +124,12 @@ class _Subdir:
 _Part = list[ScanItem] | _Subdir
 
 
-def _list_dir(dir_path: str, prefix: str, rules: IgnoreRules, root_real: str) -> list[_Part]:
+def _list_dir(
+    root: str, dir_path: str, prefix: str, rules: IgnoreRules, root_real: str
+) -> list[_Part]:
     """One directory's items and subdirectories, in key order (see :func:`scan_folder`)."""
     try:
-        dir_fd = _open_dir(dir_path, is_root=not prefix)
+        dir_fd = _open_dir(root, prefix)
     except OSError as exc:
         return _unlisted(dir_path, prefix, exc)
     try:
@@ -152,14 +155,17 @@ def _unlisted(dir_path: str, prefix: str, exc: OSError) -> list[_Part]:
     return [[problem]]
 
 
-def _open_dir(dir_path: str, *, is_root: bool) -> int:
-    """A descriptor of the directory: entries are then stat-ed relative to it (``fstatat``).
+def _open_dir(root: str, prefix: str) -> int:
+    """A descriptor of the directory ``prefix`` below ``root``: entries are then stat-ed
+    relative to it (``fstatat``), cheaper than resolving each entry's whole path.
 
-    That is cheaper than resolving each entry's whole path, and a directory swapped for a
-    symlink after its parent was listed is refused (``O_NOFOLLOW``: ELOOP), never followed.
-    The root itself may be a symlink to a directory.
+    It is opened from the root one directory at a time (:mod:`syncd.beneath`): a directory, or
+    any ancestor, swapped for a symlink after its parent was listed is refused (ELOOP), never
+    followed. The root itself may be a symlink to a directory.
     """
-    return os.open(dir_path, _DIR_FLAGS if is_root else _DIR_FLAGS | _NOFOLLOW)
+    if not prefix:
+        return os.open(root, _DIR_FLAGS)
+    return open_beneath(Path(root), Path(root, prefix.rstrip("/")), _DIR_FLAGS)
 
 
 def _scan_dir(

@@ -157,7 +157,7 @@ def _check_file(
     # The stat moved (or the check is deep): only the bytes can tell whether the content did.
     report.rehashed += 1
     try:
-        sha256, _stat = hash_file(spec.root / rel_path, expected=stat)
+        sha256, _stat = hash_file(spec.root / rel_path, root=spec.root, expected=stat)
     except FileVanishedError:
         return None  # gone since the listing: nothing on disk to disagree with
     except LocalFileError as exc:

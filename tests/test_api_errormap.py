@@ -51,7 +51,7 @@ def _mock_client(
     recorded = sleeps if sleeps is not None else []
     return Mistral(
         api_key=SECRET,
-        server_url="http://mock.invalid",
+        server_url="https://mock.invalid",
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
         sleep=recorded.append,
     )
@@ -250,7 +250,7 @@ class TestMalformedReplies:
         sleeps: list[float] = []
         client = Mistral(
             api_key=SECRET,
-            server_url="http://mock.invalid",
+            server_url="https://mock.invalid",
             http_client=httpx.Client(transport=httpx.MockTransport(always_503)),
             max_retries=2,
             sleep=sleeps.append,

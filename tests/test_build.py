@@ -63,3 +63,17 @@ def test_the_watchdog_bound_is_the_one_beside_its_reason() -> None:
     `make upgrade` after the suite ran against it, never by a fresh install."""
     text = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'private inotify layer.*\n.*\n.*\n.*\n\s*"watchdog>=7\.1,<7\.2"', text)
+
+
+def test_every_module_of_the_package_is_on_a_layer() -> None:
+    """A module left off the layers contract is not checked by it: a new one must be placed."""
+    contracts = _pyproject()["tool"]["importlinter"]["contracts"]  # type: ignore[index]
+    layers = next(c for c in contracts if c.get("containers") == ["syncd"])["layers"]
+    placed = {name.strip() for layer in layers for name in layer.split("|")}
+    modules = {
+        path.stem if path.is_file() else path.name
+        for path in (ROOT / "syncd").iterdir()
+        if (path.suffix == ".py" and path.stem != "__init__")
+        or (path.is_dir() and (path / "__init__.py").exists())
+    }
+    assert modules == placed

@@ -23,6 +23,7 @@ from syncd.api.requester import Requester
 from syncd.api.timeouts import RequestTimeouts
 from syncd.domain import is_sendable_api_key
 from syncd.errors import UsageError
+from syncd.hosts import check_key_transport
 from syncd.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 __all__ = [
@@ -79,6 +80,10 @@ class Mistral:
         url = (server_url or os.environ.get(SERVER_URL_ENV) or DEFAULT_SERVER_URL).rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"server URL must start with http:// or https://, got {url!r}")
+        try:
+            check_key_transport(url)  # the daemon's rule, with its message
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         for name, value in (
             ("timeout", timeout),
             ("connect_timeout", connect_timeout),

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import click
 
+from syncd.cli.context import EXIT_CONFIG
 from syncd.emulator import FAULT_KINDS, FILE_PURPOSES, EmulatorOptions, EmulatorServer
 from syncd.emulator.options import DEFAULT_FAULT_KINDS
+from syncd.hosts import is_loopback_host
 
 __all__ = ["emulator"]
 
@@ -67,7 +69,8 @@ def _parse_purposes(
     "--api-key",
     envvar="SYNCD_EMULATOR_API_KEY",
     default=None,
-    help="Accept only this bearer token (also SYNCD_EMULATOR_API_KEY); without it any token works.",
+    help="Accept only this bearer token (also SYNCD_EMULATOR_API_KEY); without it any token"
+    " works, so a --host that is not loopback requires it.",
 )
 @click.option(
     "--dedupe/--no-dedupe",
@@ -137,6 +140,16 @@ def emulator(
 ) -> None:
     """Serve a local emulator of the Mistral Files API until SIGINT or SIGTERM."""
     logging.basicConfig(level=logging.INFO if access_log else logging.WARNING, stream=sys.stderr)
+    if api_key is None and not is_loopback_host(host):
+        # Anyone who can reach the address could read, upload and delete files and switch
+        # faults on: as the daemon's listener rule, not without a key (exit 78, EX_CONFIG).
+        click.echo(
+            f"syncd emulator: --host {host} is not a loopback address; give --api-key (or "
+            "SYNCD_EMULATOR_API_KEY) so only clients with the key are served, "
+            "or listen on 127.0.0.1",
+            err=True,
+        )
+        sys.exit(EXIT_CONFIG)
     options = EmulatorOptions(
         api_key=api_key,
         dedupe=dedupe,

@@ -10,6 +10,7 @@ import ipaddress
 from urllib.parse import urlsplit
 
 from syncd.config.problems import HiddenValueError
+from syncd.hosts import check_key_transport, is_loopback_host
 
 __all__ = ["EMBEDDED_SERVER", "check_server_url", "is_loopback_host", "parse_listen_address"]
 
@@ -45,11 +46,7 @@ def check_server_url(text: str) -> str:
     if parts.query or parts.fragment:
         # Not echoed: a query string is where people paste tokens ("?key=...").
         raise HiddenValueError("server_url must not have a query string or fragment")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ValueError(
-            "plain http:// is allowed only for loopback hosts (localhost, 127.0.0.1, ::1); "
-            "use https:// so the API key is sent over TLS"
-        )
+    check_key_transport(text)
     return text.rstrip("/")
 
 
@@ -73,13 +70,3 @@ def parse_listen_address(text: str) -> tuple[str, int]:
     if not port_text.isdigit() or int(port_text) > _MAX_PORT:
         raise ValueError(f"the port must be a number between 0 and {_MAX_PORT}")
     return host, int(port_text)
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` or a loopback IP address (127.0.0.0/8, ::1); any other name is not."""
-    if host.rstrip(".").lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

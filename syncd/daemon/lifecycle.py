@@ -246,6 +246,7 @@ class Daemon:
             registry=self._metrics.registry,
             health=read_model.health,
             token=None if token_file is None else token_file.value.get_secret_value(),
+            listen_host=host,
         )
         server = StatusServer(app, host, port)
         server.start()

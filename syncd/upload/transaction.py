@@ -14,19 +14,21 @@ import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import PurePosixPath
+from typing import BinaryIO, cast
 
 import structlog
 
 from syncd.api import FileInfo, Files
 from syncd.errors import (
     ApiError,
+    FileChangedError,
     FileVanishedError,
     InvalidRequestError,
     LocalFileError,
     PayloadTooLargeError,
     UsageError,
 )
-from syncd.hashing import stat_file
+from syncd.hashing import DigestingReader, open_unchanged
 from syncd.outage import OutageGate
 from syncd.pipeline import FolderSpec
 from syncd.retry import is_retryable, retry_after_of, retry_delay
@@ -77,22 +79,31 @@ class FileUpload:
     def run(self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime) -> Work | None:
         """Upload one claimed row and record the outcome; the next row to upload, if claimed."""
         path = folder.root / record.rel_path
-        filename = PurePosixPath(record.rel_path).name
         assert record.sha256 is not None, "only hashed rows are queued"
         log.debug(
             "upload_started", folder=folder.name, path=record.rel_path, attempt=record.attempts
         )
+        # Opened once, walked from the root without following a symlink, and checked to be the
+        # file that was hashed: the body is read from it, never from the name again.
         try:
-            if stat_file(path).moved_since(record.stat):
-                self._failures.changed(record, folder, "changed since it was hashed")
-                return None
+            opened = open_unchanged(path, root=folder.root, expected=record.stat)
         except FileVanishedError:
             self._failures.vanished(record, folder)
+            return None
+        except FileChangedError:
+            self._failures.changed(record, folder, "changed since it was hashed")
             return None
         except LocalFileError as exc:
             self._failures.changed(record, folder, str(exc))
             return None
+        with opened:
+            return self._send(record, folder, claimed, DigestingReader(opened, str(path)))
 
+    def _send(
+        self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime, body: DigestingReader
+    ) -> Work | None:
+        """:meth:`run` once the file is open: send ``body``, then check what was sent."""
+        filename = PurePosixPath(record.rel_path).name
         intent = record.intent_started_at
         # Whether an earlier attempt may still turn up on the server (until looked for): the
         # claim keeps an earlier intent and records its own time only when there was none.
@@ -109,7 +120,10 @@ class FileUpload:
 
         started = self._clock()
         try:
-            info = self._files.upload(file=path, purpose=record.purpose, filename=filename)
+            # A binary reader as far as the upload goes (read, seek, tell, seekable).
+            info = self._files.upload(
+                file=cast(BinaryIO, body), purpose=record.purpose, filename=filename
+            )
         except (InvalidRequestError, PayloadTooLargeError, UsageError) as exc:
             self._failures.quarantine(record, folder, exc)
             return None
@@ -127,14 +141,11 @@ class FileUpload:
             self._failures.changed(record, folder, str(exc))
             return None
 
-        # The bytes sent are the bytes hashed only if the file did not move meanwhile.
-        try:
-            after = stat_file(path)
-        except LocalFileError:
-            after = None
+        # The bytes sent must be the bytes hashed: the digest of what went out says so exactly
+        # (a writer may have changed the open file meanwhile).
         if (
-            after is None
-            or after.moved_since(record.stat)
+            body.hexdigest() != record.sha256
+            or body.bytes_read != record.size
             or (info.bytes is not None and info.bytes != record.size)
         ):
             self._successes.discard(info.id)

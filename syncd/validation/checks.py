@@ -40,11 +40,13 @@ def validate_file(
     size: int,
     filename: str | None = None,
     batch_endpoint: str | None = None,
+    root: Path | None = None,
 ) -> ValidationResult:
     """Check the file at ``path`` (``size`` bytes, as stat saw it) for upload with ``purpose``.
 
     ``filename`` is the name the upload will carry (default: ``path.name``);
     ``batch_endpoint`` is the endpoint a batch file's job will run, when the folder names it.
+    ``root``: the watched folder ``path`` is in; no symlink below it is followed.
     With ``mode="off"`` nothing is checked. The content is read only when the file-level checks
     pass and the purpose has a content check.
 
@@ -64,7 +66,10 @@ def validate_file(
         return ValidationResult(ok=False, errors=(problem,), lines=None)
     if rule.content_check == "none":
         return _OK_UNREAD
-    with hashing.open_regular(path) as raw, io.BufferedReader(raw, 1024 * 1024) as stream:
+    with (
+        hashing.open_regular(path, root=root) as raw,
+        io.BufferedReader(raw, 1024 * 1024) as stream,
+    ):
         try:
             return validate_content(
                 stream, check=rule.content_check, mode=mode, batch_endpoint=batch_endpoint

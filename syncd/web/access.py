@@ -3,8 +3,10 @@
 With a token (``[metrics] token_file``) every request must carry it: ``Authorization: Bearer
 <token>`` (Prometheus' ``authorization`` setting, scripts) or HTTP Basic with the token as the
 password and any user name (what a browser asks for when it sees the 401's challenge). Without a
-token the listener is on loopback (the config refuses anything else) and answers anyone on the
-host.
+token the listener is on loopback (the config refuses anything else) and answers only requests
+whose ``Host`` names this machine's loopback (``localhost``, a loopback literal, the listen
+address) with the listener's port: a web page the operator opens cannot read it through DNS
+rebinding (its requests carry the attacker's host name), so they get 421.
 
 Every answer says: never cache, never frame, never sniff a type, no referrer, and a Content
 Security Policy that allows only this listener's own stylesheet and script: a file name that
@@ -19,7 +21,9 @@ import hmac
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["SECURITY_HEADERS", "SecurityHeaders", "TokenGuard"]
+from syncd.hosts import is_loopback_host, split_host_port
+
+__all__ = ["SECURITY_HEADERS", "HostGuard", "SecurityHeaders", "TokenGuard"]
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (
@@ -40,6 +44,12 @@ _CHALLENGES = (
 _UNAUTHORIZED_BODY = (
     b"401: this listener needs its token: 'Authorization: Bearer <token>' "
     b"(or the token as the password of HTTP Basic)\n"
+)
+
+
+_MISDIRECTED_BODY = (
+    b"421: this listener answers only requests for its own loopback address "
+    b"(Host: localhost, 127.0.0.1 or [::1] with its port)\n"
 )
 
 
@@ -111,3 +121,49 @@ class TokenGuard:
             }
         )
         await send({"type": "http.response.body", "body": _UNAUTHORIZED_BODY})
+
+
+class HostGuard:
+    """ASGI middleware answering 421 to a request whose ``Host`` is not this loopback listener.
+
+    For a listener without a token (see the module docstring). The port must be the one the
+    request arrived on (absent only for port 80, as browsers send it).
+    """
+
+    def __init__(self, app: ASGIApp, listen_host: str) -> None:
+        self.app = app
+        self._listen_host = listen_host.strip("[]").lower()
+
+    def allows(self, host_header: bytes | None, server_port: int | None) -> bool:
+        """Whether a ``Host`` header value names this listener."""
+        if not host_header:
+            return False
+        parsed = split_host_port(host_header.decode("latin-1").strip())
+        if parsed is None:
+            return False
+        host, port = parsed
+        if port != server_port and not (port is None and server_port == 80):
+            return False
+        host = host.lower()
+        return host == self._listen_host or is_loopback_host(host)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        server = scope.get("server")
+        server_port = server[1] if server else None
+        if self.allows(dict(scope.get("headers", [])).get(b"host"), server_port):
+            await self.app(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 421,
+                "headers": [
+                    (b"content-type", b"text/plain; charset=utf-8"),
+                    (b"content-length", str(len(_MISDIRECTED_BODY)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": _MISDIRECTED_BODY})

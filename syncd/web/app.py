@@ -35,7 +35,7 @@ from starlette.types import ASGIApp
 from syncd.errors import StoreError
 from syncd.store import Store
 from syncd.web import page
-from syncd.web.access import SecurityHeaders, TokenGuard
+from syncd.web.access import HostGuard, SecurityHeaders, TokenGuard
 from syncd.web.params import BadQueryError, int_param, states_param
 from syncd.web.report import StatusReport, retention_document
 from syncd.web.source import StatusSource
@@ -174,9 +174,11 @@ def create_status_app(
     registry: CollectorRegistry,
     health: HealthCheck,
     token: str | None = None,
+    listen_host: str = "127.0.0.1",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ASGIApp:
-    """The status listener's ASGI app; with ``token``, every request must carry it."""
+    """The status listener's ASGI app; with ``token``, every request must carry it, without
+    one only requests for the loopback listener on ``listen_host`` are answered."""
     routes = _StatusRoutes(store, source, registry, health, clock)
     app: ASGIApp = Starlette(
         routes=[
@@ -192,6 +194,5 @@ def create_status_app(
             Mount("/static", StaticFiles(packages=[("syncd.web", "static")]), name="static"),
         ]
     )
-    if token is not None:
-        app = TokenGuard(app, token)
+    app = TokenGuard(app, token) if token is not None else HostGuard(app, listen_host)
     return SecurityHeaders(app)
