@@ -16,6 +16,12 @@ from tests.configs import write_batch_file, write_chat_file
 
 
 @pytest.fixture
+def emulator(make_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
+    """Jobs stay where they are (no batch runner): these tests play a job's life by hand."""
+    return make_emulator(batch_job_seconds=None)
+
+
+@pytest.fixture
 def client(emulator: EmulatorServer, api_key: str) -> Iterator[Mistral]:
     with Mistral(api_key=api_key, server_url=emulator.url, max_retries=0) as mistral:
         yield mistral

@@ -14,7 +14,13 @@ import logging
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from syncd.emulator.faults import DROP_CONNECTION_EXTENSION, DropConnection, FaultInjector
+from syncd.emulator.faults import (
+    DROP_CONNECTION_EXTENSION,
+    JOB_FATE_EXTENSION,
+    DropConnection,
+    FaultInjector,
+)
+from syncd.emulator.options import JOB_FAULT_KINDS
 from syncd.emulator.stats import EmulatorStats
 
 __all__ = ["Gateway"]
@@ -81,6 +87,11 @@ class Gateway:
         if settings.latency_ms:
             await anyio.sleep(settings.latency_ms / 1000)
         kind = self._faults.draw()
+        if kind in JOB_FAULT_KINDS:
+            # Not a fault of this request: the job it creates (if it creates one) gets it, and
+            # the jobs endpoint counts it then.
+            scope.setdefault("extensions", {})[JOB_FATE_EXTENSION] = kind
+            kind = None
         if kind is not None:
             self._stats.count_fault(kind)
             _log.debug("emulator_fault_injected kind=%s path=%s", kind, scope["path"])
