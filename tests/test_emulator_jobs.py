@@ -92,7 +92,7 @@ def test_batch_jobs_are_created_listed_filtered_by_several_statuses_and_paged(
     )
     second = client.batch.jobs.create([upload_batch(client, tmp_path, "b.jsonl")], "/v1/ocr")
     assert first.status == "QUEUED"
-    assert first.model_extra is not None and first.model_extra["total_requests"] == 3
+    assert first.total_requests == 3
     set_status(emulator, api_key, first.id, "RUNNING")
     set_status(emulator, api_key, second.id, "CANCELLED")
     page = client.batch.jobs.list(page_size=1)
