@@ -283,6 +283,8 @@ def test_a_cancelled_job_ends_cancelled(make_emulator: MakeEmulator, api_key: st
         assert answer.status_code == 200
         assert answer.json()["status"] == "CANCELLATION_REQUESTED"
         assert finished(client, job.id).status == "CANCELLED"
+        again = httpx.post(f"{server.url}/v1/batch/jobs/{job.id}/cancel", headers=headers)
+        assert again.json()["status"] == "CANCELLED"  # a finished job stays as it is
         with pytest.raises(NotFoundError):
             client.batch.jobs.get("8b2a4c0e-0000-4000-8000-000000000000")
     unknown = httpx.post(f"{server.url}/v1/batch/jobs/nope/cancel", headers=headers)
@@ -331,3 +333,22 @@ def test_an_unknown_endpoint_is_refused_at_create(
         file_id = upload_lines(client, chat_lines(1))
         with pytest.raises(InvalidRequestError, match="endpoint"):
             client.batch.jobs.create([file_id], "/v1/chat")
+
+
+def test_a_stuck_running_job_can_still_be_cancelled(
+    make_emulator: MakeEmulator, api_key: str
+) -> None:
+    """A job that never finishes ends CANCELLED when cancelled, while RUNNING."""
+    server = make_emulator(batch_job_seconds=0, fault_rate=1.0, fault_kinds=("job-stuck",))
+    with connect(server, api_key) as client:
+        job = client.batch.jobs.create([upload_lines(client, chat_lines(4))], CHAT)
+        wait_until(
+            lambda: client.batch.jobs.get(job.id).completed_requests == 2, what="stuck half way"
+        )
+        assert client.batch.jobs.get(job.id).status == "RUNNING"
+        answer = httpx.post(
+            f"{server.url}/v1/batch/jobs/{job.id}/cancel",
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
+        assert answer.json()["status"] == "CANCELLATION_REQUESTED"
+        assert finished(client, job.id).status == "CANCELLED"

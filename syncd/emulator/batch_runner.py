@@ -202,15 +202,28 @@ class BatchRunner:
         if plan.results is not None:
             plan.results.path.unlink(missing_ok=True)
 
+    def _end_cancellation(self, plan: _Plan) -> bool:
+        """CANCELLATION_REQUESTED -> CANCELLED (nothing if the job is elsewhere); True."""
+        self._book.advance(
+            plan.job_id,
+            "CANCELLATION_REQUESTED",
+            {"status": "CANCELLED", "completed_at": int(self._clock())},
+        )
+        return True
+
+    def _moved(self, plan: _Plan, expect: str, changes: Mapping[str, Any]) -> bool:
+        """Apply ``changes`` if the job is still ``expect``; True when it was moved under the
+        runner instead. A cancellation that moved it is ended here: its :meth:`cancel` may
+        have flagged this very plan just before the runner drops it."""
+        if self._book.advance(plan.job_id, expect, changes):
+            return False
+        self._end_cancellation(plan)
+        return True
+
     def _step(self, plan: _Plan, now: float) -> bool:
         """Move ``plan`` on to ``now``; True once the runner is done with it."""
         if plan.cancel:
-            self._book.advance(
-                plan.job_id,
-                "CANCELLATION_REQUESTED",
-                {"status": "CANCELLED", "completed_at": int(self._clock())},
-            )
-            return True
+            return self._end_cancellation(plan)
         if plan.status == "QUEUED":
             if now < plan.start_at:
                 plan.next_at = plan.start_at
@@ -224,7 +237,7 @@ class BatchRunner:
                 "started_at": int(self._clock()),
                 "total_requests": plan.results.total,
             }
-            if not self._book.advance(plan.job_id, "QUEUED", changes):
+            if self._moved(plan, "QUEUED", changes):
                 return True
             plan.status = "RUNNING"
         if plan.results is None:  # adopted while RUNNING
@@ -241,7 +254,7 @@ class BatchRunner:
         if now >= plan.done_at:
             return self._finish(plan, results, limit)
         if completed != plan.reported:
-            if not self._book.advance(plan.job_id, "RUNNING", _counts(results, completed)):
+            if self._moved(plan, "RUNNING", _counts(results, completed)):
                 return True
             plan.reported = completed
         plan.next_at = min(plan.done_at, now + self._tick)
@@ -250,7 +263,7 @@ class BatchRunner:
     def _finish(self, plan: _Plan, results: _Results, completed: int) -> bool:
         changes: dict[str, Any] = _counts(results, completed)
         if plan.fate == "job-stuck":
-            self._book.advance(plan.job_id, "RUNNING", changes)
+            self._moved(plan, "RUNNING", changes)
             return True
         if plan.fate != "job-fail":
             output, errors = self._store_results(plan.job_id, results, completed)
@@ -262,7 +275,7 @@ class BatchRunner:
             changes["status"] = "FAILED" if plan.fate == "job-fail" else "TIMEOUT_EXCEEDED"
             changes["errors"] = [{"message": _FATE_ERRORS[plan.fate], "count": 1}]
         changes["completed_at"] = int(self._clock())
-        self._book.advance(plan.job_id, "RUNNING", changes)
+        self._moved(plan, "RUNNING", changes)
         return True
 
     def _answer_all(self, job: Mapping[str, Any]) -> _Results:
