@@ -4,8 +4,9 @@ No model runs here. Each answer is derived from a SHA-256 of the request (its bo
 JSON, and the model name), so the same request always gets the same answer, across runs and
 emulator restarts, and different requests get different ones:
 
-* ``/v1/chat/completions`` (and ``/v1/conversations``): a ``chat.completion`` whose assistant
-  message names the stand-in and quotes the start of the last user message;
+* ``/v1/chat/completions``: a ``chat.completion`` whose assistant message names the stand-in and
+  quotes the start of the last user message; ``/v1/conversations``: the same text as a
+  ``conversation.response`` with one ``message.output`` entry;
 * ``/v1/fim/completions``: a completion that bridges ``prompt`` and ``suffix``;
 * ``/v1/embeddings``: one unit vector of :data:`EMBEDDING_DIMENSION` floats per input;
 * ``/v1/moderations`` and ``/v1/chat/moderations``: every category false, every score 0;
@@ -24,6 +25,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
@@ -119,7 +121,7 @@ def _completion(
 
 
 def _chat(body: Mapping[str, Any], model: str, created: int, digest: bytes) -> dict[str, Any]:
-    messages = body.get("messages", body.get("inputs"))
+    messages = body.get("messages")
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
     if not isinstance(messages, list) or not messages:
@@ -132,6 +134,33 @@ def _chat(body: Mapping[str, Any], model: str, created: int, digest: bytes) -> d
     content = f'Stand-in answer {digest[:4].hex()} to "{quoted}".'
     prompt_tokens = sum(_tokens(_text_of(m.get("content"))) for m in messages)
     return _completion(digest, model, created, content, prompt_tokens)
+
+
+def _conversation(
+    body: Mapping[str, Any], model: str, created: int, digest: bytes
+) -> dict[str, Any]:
+    inputs = _require(body, "inputs", str, list)
+    chat = _chat({"messages": inputs}, model, created, digest)
+    moment = datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
+    usage = chat["usage"]
+    return {
+        "object": "conversation.response",
+        "conversation_id": f"conv_{digest[:12].hex()}",
+        "outputs": [
+            {
+                "object": "entry",
+                "type": "message.output",
+                "created_at": moment,
+                "completed_at": moment,
+                "id": f"msg_{digest[12:24].hex()}",
+                "model": model,
+                "role": "assistant",
+                "content": chat["choices"][0]["message"]["content"],
+            }
+        ],
+        "usage": usage,
+        "guardrails": None,
+    }
 
 
 def _fim(body: Mapping[str, Any], model: str, created: int, digest: bytes) -> dict[str, Any]:
@@ -202,7 +231,7 @@ def _moderations(
 _Handler = Callable[[Mapping[str, Any], str, int, bytes], dict[str, Any]]
 _HANDLERS: dict[str, _Handler] = {
     "/v1/chat/completions": _chat,
-    "/v1/conversations": _chat,
+    "/v1/conversations": _conversation,
     "/v1/fim/completions": _fim,
     "/v1/embeddings": _embeddings,
     "/v1/moderations": _moderations,
