@@ -352,3 +352,22 @@ def test_a_stuck_running_job_can_still_be_cancelled(
         )
         assert answer.json()["status"] == "CANCELLATION_REQUESTED"
         assert finished(client, job.id).status == "CANCELLED"
+
+
+def test_inline_requests_run_before_the_input_files(
+    make_emulator: MakeEmulator, api_key: str
+) -> None:
+    """BatchJobIn ``requests`` need no input file; a job needs one or the other (422)."""
+    server = make_emulator(batch_job_seconds=0)
+    headers = {"Authorization": f"Bearer {api_key}"}
+    body = {"endpoint": CHAT, "model": "m", "requests": chat_lines(2, salt="inline")}
+    with connect(server, api_key) as client:
+        created = httpx.post(f"{server.url}/v1/batch/jobs", headers=headers, json=body).json()
+        assert (created["input_files"], created["total_requests"]) == ([], 2)
+        done = finished(client, created["id"])
+        answers = bodies_by_custom_id(client, done)
+    assert sorted(answers) == ["r0", "r1"]
+    assert "q0inline" in answers["r0"]["choices"][0]["message"]["content"]
+    refused = httpx.post(f"{server.url}/v1/batch/jobs", headers=headers, json={"endpoint": CHAT})
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "input_files"]

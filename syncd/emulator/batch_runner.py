@@ -286,7 +286,9 @@ class BatchRunner:
         created = int(self._clock())
         job_id = str(job["id"])
         with path.open("wb") as out:
-            for line_no, record in enumerate(self._requests(job["input_files"]), start=1):
+            inline = self._book.notes(job_id).get("requests") or []
+            records = itertools.chain(inline, self._requests(job["input_files"]))
+            for line_no, record in enumerate(records, start=1):
                 custom_id = record.get("custom_id") if isinstance(record, dict) else None
                 try:
                     if isinstance(record, BadRequestBodyError):

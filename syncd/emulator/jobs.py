@@ -77,6 +77,7 @@ _STATUSES: dict[JobKind, tuple[str, ...]] = {
 _BATCH_FINISHED = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 _MAX_PAGE_SIZE = 1000
 _METADATA_KEY_MAX = 32
+_MAX_INLINE_REQUESTS = 10_000
 _METADATA_VALUE_MAX = 512
 _ORDERS = ("created", "-created")
 #: The query parameters GET /v1/batch/jobs defines; any other one is a metadata key.
@@ -349,7 +350,8 @@ class JobsApi:
                     f"Input should be {', '.join(repr(e) for e in BATCH_ENDPOINTS)}",
                     endpoint,
                 )
-            inputs = _file_ids(body.get("input_files"), "input_files", required=True)
+            inline = _inline_requests(body.get("requests"))
+            inputs = _file_ids(body.get("input_files"), "input_files", required=inline is None)
             metadata = _metadata(body.get("metadata"))
             self._check_files_exist(inputs)
         except InvalidInputError as exc:
@@ -363,7 +365,8 @@ class JobsApi:
             "metadata": metadata,
             "errors": [],
             "status": "QUEUED",
-            "total_requests": sum(self._line_count(file_id) for file_id in inputs),
+            "total_requests": sum(self._line_count(file_id) for file_id in inputs)
+            + len(inline or ()),
             "completed_requests": 0,
             "succeeded_requests": 0,
             "failed_requests": 0,
@@ -376,7 +379,10 @@ class JobsApi:
         fate = request.scope.get("extensions", {}).get(JOB_FATE_EXTENSION)
         if fate is not None:
             self._stats.count_fault(fate)
-        notes = {"fate": fate} if fate is not None else {}
+        notes: dict[str, Any] = {"fate": fate} if fate is not None else {}
+        if inline is not None:
+            # Inline requests are the job's own: kept in its notes, run before any input file.
+            notes["requests"] = inline
         created = await anyio.to_thread.run_sync(self._book.add, "batch", job, notes)
         self._runner.submit(created["id"], fate)
         return JSONResponse(created)
@@ -467,6 +473,35 @@ def _required_str(body: Mapping[str, Any], key: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError("missing", ["body", key], "Field required", value)
     return value
+
+
+def _inline_requests(value: object) -> list[dict[str, Any]] | None:
+    """BatchJobIn ``requests``: up to 10,000 ``{"custom_id"?, "body": {...}}``, or None."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidInputError(
+            "list_type", ["body", "requests"], "Input should be a valid list", value
+        )
+    if len(value) > _MAX_INLINE_REQUESTS:
+        raise InvalidInputError(
+            "too_long",
+            ["body", "requests"],
+            f"List should have at most {_MAX_INLINE_REQUESTS} items after validation",
+            None,
+        )
+    for index, item in enumerate(value):
+        loc = ["body", "requests", str(index)]
+        if not isinstance(item, dict):
+            raise InvalidInputError("model_type", loc, "Input should be an object", item)
+        if not isinstance(item.get("body"), dict):
+            raise InvalidInputError("missing", [*loc, "body"], "Field required", item.get("body"))
+        custom_id = item.get("custom_id")
+        if custom_id is not None and not isinstance(custom_id, str):
+            raise InvalidInputError(
+                "string_type", [*loc, "custom_id"], "Input should be a valid string", custom_id
+            )
+    return [{"custom_id": item.get("custom_id"), "body": item["body"]} for item in value]
 
 
 def _file_ids(value: object, key: str, *, required: bool = False) -> list[str]:
