@@ -94,6 +94,11 @@ def test_results_are_stored_as_the_api_stores_them_in_shuffled_order(
         answers = download_lines(client, done.output_file)
         refused = download_lines(client, done.error_file)
         mistral_files = {f.id for f in client.files.list(source=["mistral"]).data}
+        inline = httpx.get(
+            f"{server.url}/v1/batch/jobs/{job.id}",
+            params={"inline": "true"},
+            headers={"Authorization": f"Bearer {api_key}"},
+        ).json()
     assert (output.purpose, output.sample_type, output.source) == (
         "batch",
         "batch_result",
@@ -106,6 +111,7 @@ def test_results_are_stored_as_the_api_stores_them_in_shuffled_order(
     )
     assert (output.num_lines, errors.num_lines) == (30, 1)
     assert mistral_files == {done.output_file, done.error_file}
+    assert inline["outputs"] == answers  # ?inline=true carries the output file's lines
     ids = [line["custom_id"] for line in answers]
     assert sorted(ids) == sorted(f"r{i}" for i in range(30))
     assert ids != [f"r{i}" for i in range(30)]
@@ -208,6 +214,8 @@ def test_metadata_is_kept_and_the_listing_filters_on_it(
         assert [j.id for j in both.data] == [us.id]
         assert client.batch.jobs.list(metadata={"team": "us", "syncd_key": "k1"}).total == 0
         assert client.batch.jobs.list().total == 3
+        assert client.batch.jobs.list(status="QUEUED").total == 3
+        assert client.batch.jobs.list(status=["RUNNING"]).total == 0
         filtered = list(client.batch.jobs.iter_all(page_size=1, metadata={"team": "eu"}))
         assert [j.id for j in filtered] == [eu.id]
         with pytest.raises(UsageError):

@@ -1,10 +1,13 @@
-"""Fine-tuning and batch jobs in the emulator: create, list and get them, with their statuses.
+"""Fine-tuning and batch jobs in the emulator: create, list, get and cancel them.
 
 Enough of ``/v1/fine_tuning/jobs`` and ``/v1/batch/jobs`` for syncd's retention to ask which
-files queued or running jobs still read, and for the official SDK to list them. Jobs never run:
-each keeps the status it was created with (``QUEUED``) until ``POST /_emulator/jobs/{id}/status``
-moves it, which is how tests play a job's life. Jobs live in memory and in
-``<data_dir>/jobs.json`` (rewritten atomically on each change), so a restarted emulator keeps them.
+files queued or running jobs still read, for results to come home, and for the official SDK.
+Fine-tuning jobs never run: each stays ``QUEUED`` until ``POST /_emulator/jobs/{id}/status``
+moves it. Batch jobs are run by :mod:`syncd.emulator.batch_runner` (told of each create and
+cancel through :class:`JobRunner`) unless the emulator runs without one
+(``batch_job_seconds=None``) or a test moved the job by hand with that same control endpoint,
+which is how tests play a job's life. Jobs live in memory and in ``<data_dir>/jobs.json``
+(rewritten atomically on each change), so a restarted emulator keeps them.
 """
 
 from __future__ import annotations
@@ -403,7 +406,22 @@ class JobsApi:
         job = self._book.get("batch", request.path_params["job_id"])
         if job is None:
             return _job_not_found(request.path_params["job_id"])
+        try:
+            inline = bool_param(request.query_params.get("inline"), ["query", "inline"], False)
+        except InvalidInputError as exc:
+            return unprocessable(exc.item)
+        if inline and job.get("output_file"):
+            # ?inline=true: the results in the answer itself (``outputs``), one object a line.
+            job["outputs"] = await anyio.to_thread.run_sync(self._read_lines, job["output_file"])
         return JSONResponse(job)
+
+    def _read_lines(self, file_id: str) -> list[Any] | None:
+        opened = self._files.open_content(file_id)
+        if opened is None:
+            return None
+        _, handle = opened
+        with handle:
+            return [json.loads(line) for line in handle if line.strip()]
 
     # -- shared ---------------------------------------------------------------------------------
 
