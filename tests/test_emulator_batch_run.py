@@ -4,6 +4,7 @@ faults, cancellation and restarts; driven through syncd's client over loopback."
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ def finished(client: Mistral, job_id: str) -> BatchJob:
         job = client.batch.jobs.get(job_id)
         return None if job.is_active else job
 
-    return wait_until(done, what=f"job {job_id} to finish")
+    return wait_until(done, timeout=60, what=f"job {job_id} to finish")
 
 
 def download_lines(client: Mistral, file_id: str) -> list[dict[str, Any]]:
@@ -379,3 +380,22 @@ def test_inline_requests_run_before_the_input_files(
     refused = httpx.post(f"{server.url}/v1/batch/jobs", headers=headers, json={"endpoint": CHAT})
     assert refused.status_code == 422
     assert refused.json()["detail"][0]["loc"] == ["body", "input_files"]
+
+
+def test_stopping_the_emulator_does_not_wait_for_a_big_job_to_be_answered(
+    make_emulator: MakeEmulator, api_key: str, tmp_path: Path
+) -> None:
+    """stop() ends the runner within a thousand lines of a 40,000-line job (answering it all
+    takes seconds), and the restarted emulator runs the job to the end."""
+    data_dir = tmp_path / "data"
+    server = make_emulator(data_dir=data_dir, batch_job_seconds=0)
+    with connect(server, api_key) as client:
+        job = client.batch.jobs.create([upload_lines(client, chat_lines(40_000))], CHAT, model="m")
+    started = time.monotonic()
+    server.stop()
+    stop_seconds = time.monotonic() - started
+    restarted = make_emulator(data_dir=data_dir, batch_job_seconds=0)
+    with connect(restarted, api_key) as client:
+        done = finished(client, job.id)
+    assert stop_seconds < 2.0, stop_seconds
+    assert (done.status, done.succeeded_requests) == ("SUCCESS", 40_000)

@@ -60,6 +60,14 @@ _FATE_ERRORS = {
 }
 
 
+#: A server stopping while a big job is answered waits for at most this many more lines.
+_STOP_CHECK_LINES = 1000
+
+
+class _StoppingError(Exception):
+    """The runner is stopping in the middle of answering a job's requests."""
+
+
 @dataclass(slots=True)
 class _Results:
     """Every request's answer line, in input order, in a temporary file."""
@@ -180,6 +188,8 @@ class BatchRunner:
             for plan in due:
                 try:
                     done = self._step(plan, self._monotonic())
+                except _StoppingError:
+                    return  # the job stays where it was; a restart runs it again
                 except Exception:  # noqa: BLE001 (a stand-in bug must not stop every other job)
                     _log.exception("emulator_batch_job_crashed job=%s", plan.job_id)
                     self._book.advance(
@@ -289,6 +299,11 @@ class BatchRunner:
             inline = self._book.notes(job_id).get("requests") or []
             records = itertools.chain(inline, self._requests(job["input_files"]))
             for line_no, record in enumerate(records, start=1):
+                if line_no % _STOP_CHECK_LINES == 0 and self._stopping:
+                    # Read without the lock: a stale False only costs another batch of lines.
+                    out.close()
+                    path.unlink(missing_ok=True)
+                    raise _StoppingError
                 custom_id = record.get("custom_id") if isinstance(record, dict) else None
                 try:
                     if isinstance(record, BadRequestBodyError):
