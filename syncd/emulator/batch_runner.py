@@ -221,11 +221,13 @@ class BatchRunner:
         )
         return True
 
-    def _moved(self, plan: _Plan, expect: str, changes: Mapping[str, Any]) -> bool:
+    def _moved(
+        self, plan: _Plan, expect: str, changes: Mapping[str, Any], *, persist: bool = True
+    ) -> bool:
         """Apply ``changes`` if the job is still ``expect``; True when it was moved under the
         runner instead. A cancellation that moved it is ended here: its :meth:`cancel` may
         have flagged this very plan just before the runner drops it."""
-        if self._book.advance(plan.job_id, expect, changes):
+        if self._book.advance(plan.job_id, expect, changes, persist=persist):
             return False
         self._end_cancellation(plan)
         return True
@@ -264,7 +266,7 @@ class BatchRunner:
         if now >= plan.done_at:
             return self._finish(plan, results, limit)
         if completed != plan.reported:
-            if self._moved(plan, "RUNNING", _counts(results, completed)):
+            if self._moved(plan, "RUNNING", _counts(results, completed), persist=False):
                 return True
             plan.reported = completed
         plan.next_at = min(plan.done_at, now + self._tick)

@@ -201,11 +201,15 @@ class JobBook:
             self._save()
             return dict(job)
 
-    def advance(self, job_id: str, expect: str, changes: Mapping[str, Any]) -> bool:
+    def advance(
+        self, job_id: str, expect: str, changes: Mapping[str, Any], *, persist: bool = True
+    ) -> bool:
         """Apply ``changes`` to a batch job still in status ``expect`` and not moved by hand.
 
         The runner's compare-and-set: False (nothing changed) when a test or a cancellation
-        moved the job meanwhile, so the runner never overwrites them.
+        moved the job meanwhile, so the runner never overwrites them. ``persist=False`` keeps
+        the change in memory only (progress counts: a restarted job runs again from the start
+        anyway, and rewriting jobs.json on every tick of every job would be most of the work).
         """
         with self._lock:
             found = self._jobs.get(job_id)
@@ -214,7 +218,8 @@ class JobBook:
             if self._notes.get(job_id, {}).get("manual"):
                 return False
             found[1].update(changes)
-            self._save()
+            if persist:
+                self._save()
             return True
 
     def request_cancel(self, job_id: str) -> dict[str, Any] | None:
