@@ -15,7 +15,7 @@ import pytest
 from syncd.api import BatchJob, Mistral
 from syncd.emulator import EmulatorServer
 from syncd.emulator.standin_model import EMBEDDING_DIMENSION
-from syncd.errors import InvalidRequestError, NotFoundError, UsageError
+from syncd.errors import ApiError, InvalidRequestError, NotFoundError, UsageError
 from tests.documents import make_pdf
 from tests.support import wait_until
 
@@ -399,3 +399,24 @@ def test_stopping_the_emulator_does_not_wait_for_a_big_job_to_be_answered(
         done = finished(client, job.id)
     assert stop_seconds < 2.0, stop_seconds
     assert (done.status, done.succeeded_requests) == ("SUCCESS", 40_000)
+
+
+def test_the_client_sends_a_batch_create_once_but_retries_reads(
+    make_emulator: MakeEmulator, api_key: str
+) -> None:
+    """A 503 on create is raised at once (a retried create could start a second job), while
+    a listing under the same fault is tried again (1 + max_retries requests)."""
+    server = make_emulator(batch_job_seconds=None, retry_after=0)
+    with Mistral(api_key=api_key, server_url=server.url, max_retries=2) as client:
+        file_id = upload_lines(client, chat_lines(1))
+        server.set_faults(fault_rate=1.0, fault_kinds=("503",))
+        before = server.stats()["requests"]
+        with pytest.raises(ApiError):
+            client.batch.jobs.create([file_id], CHAT, metadata={"syncd_key": "once"})
+        after_create = server.stats()["requests"]
+        with pytest.raises(ApiError):
+            client.batch.jobs.list(metadata={"syncd_key": "once"})
+        after_list = server.stats()["requests"]
+    assert isinstance(before, int) and isinstance(after_create, int)
+    assert after_create - before == 1
+    assert after_list == after_create + 3
