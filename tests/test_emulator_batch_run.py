@@ -15,7 +15,13 @@ import pytest
 from syncd.api import BatchJob, Mistral
 from syncd.emulator import EmulatorServer
 from syncd.emulator.standin_model import EMBEDDING_DIMENSION
-from syncd.errors import ApiError, InvalidRequestError, NotFoundError, UsageError
+from syncd.errors import (
+    ApiError,
+    ApiTransportError,
+    InvalidRequestError,
+    NotFoundError,
+    UsageError,
+)
 from tests.documents import make_pdf
 from tests.support import wait_until
 
@@ -420,3 +426,21 @@ def test_the_client_sends_a_batch_create_once_but_retries_reads(
     assert isinstance(before, int) and isinstance(after_create, int)
     assert after_create - before == 1
     assert after_list == after_create + 3
+
+
+def test_a_lost_create_answer_leaves_a_job_the_metadata_filter_finds(
+    make_emulator: MakeEmulator, api_key: str
+) -> None:
+    """lost-response on a batch create: the job exists, the client sees a transport error, and
+    listing by the job's metadata key finds exactly that job (how a creator recovers)."""
+    server = make_emulator(batch_job_seconds=None)
+    with connect(server, api_key) as client:
+        file_id = upload_lines(client, chat_lines(1))
+        server.set_faults(fault_rate=1.0, fault_kinds=("lost-response",))
+        with pytest.raises(ApiTransportError):
+            client.batch.jobs.create([file_id], CHAT, metadata={"syncd_key": "lost-1"})
+        server.set_faults(fault_rate=0.0)
+        found = client.batch.jobs.list(metadata={"syncd_key": "lost-1"})
+    assert found.total == 1
+    assert found.data[0].input_files == [file_id]
+    assert server.stats()["faults_by_kind"] == {"lost-response": 1}
