@@ -79,9 +79,10 @@ _STATUSES: dict[JobKind, tuple[str, ...]] = {
 }
 _BATCH_FINISHED = frozenset({"SUCCESS", "FAILED", "TIMEOUT_EXCEEDED", "CANCELLED"})
 _MAX_PAGE_SIZE = 1000
+#: BatchJobIn's limits: metadata keys and values, and inline requests.
 _METADATA_KEY_MAX = 32
-_MAX_INLINE_REQUESTS = 10_000
 _METADATA_VALUE_MAX = 512
+_MAX_INLINE_REQUESTS = 10_000
 _ORDERS = ("created", "-created")
 #: The query parameters GET /v1/batch/jobs defines; any other one is a metadata key.
 _BATCH_LIST_PARAMS = frozenset(

@@ -28,11 +28,13 @@ _TYPE_PAGES = re.compile(rb"/Type\s*/Pages\b")
 _MEDIABOX = re.compile(rb"/MediaBox\s*\[\s*([-\d.\s]+)\]")
 _PARENT = re.compile(rb"/Parent\s+(\d+)\s+\d+\s+R")
 # A text operand (literal or hex string, or an array of them) followed by its operator, or a
-# line-moving operator. Literal strings allow one level of balanced parentheses and escapes.
+# line-moving operator. Literal strings allow one level of balanced parentheses and escapes. An
+# array holds strings and numbers, never a bracket outside a string: so an unterminated "[" is
+# given up at the next bracket, and a stream full of them costs linear time, not quadratic.
 _TEXT_TOKEN = re.compile(
     rb"\((?P<lit>(?:\\.|[^\\()]|\((?:\\.|[^\\()])*\))*)\)\s*(?P<op1>Tj|'|\")"
     rb"|<(?P<hex>[0-9A-Fa-f\s]*)>\s*(?P<op2>Tj|'|\")"
-    rb"|\[(?P<arr>(?:\\.|[^\]\\])*)\]\s*TJ"
+    rb"|\[(?P<arr>(?:\((?:\\.|[^\\()])*\)|<[0-9A-Fa-f\s]*>|[^\[\]()<>\\])*)\]\s*TJ"
     rb"|(?P<move>\bT\*|\bTd\b|\bTD\b|\bET\b)"
 )
 _ARRAY_STRING = re.compile(rb"\((?P<lit>(?:\\.|[^\\()]|\((?:\\.|[^\\()])*\))*)\)|<(?P<hex>[^>]*)>")
