@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -181,3 +182,14 @@ def test_the_client_names_exactly_one_document_and_never_retries(
         with pytest.raises(ApiError):
             mistral.ocr.process(MODEL, file_id=file_id)
         assert server.stats()["requests"] == before + 1
+
+
+def test_a_hostile_content_stream_is_read_in_linear_time(client: Mistral) -> None:
+    """A page whose stream is 100,000 unterminated '[' answers at once (the array pattern used
+    to backtrack quadratically: minutes of a worker thread for a 100 KB PDF)."""
+    pdf = make_pdf(["X"]).replace(b"(X) Tj", b"[" * 100_000)  # the reader ignores /Length
+    file_id = upload(client, "hostile.pdf", pdf)
+    started = time.monotonic()
+    answer = client.ocr.process(MODEL, file_id=file_id)
+    assert time.monotonic() - started < 5.0
+    assert answer.usage_info.pages_processed == 1
