@@ -342,12 +342,19 @@ def test_a_restarted_emulator_finishes_the_jobs_it_had_not(
 def test_an_unknown_endpoint_is_refused_at_create(
     make_emulator: MakeEmulator, api_key: str
 ) -> None:
-    """The endpoint must be one of the spec's ApiEndpoint values (422 otherwise)."""
+    """The endpoint must be one of the spec's ApiEndpoint values, and model, agent_id and
+    timeout_hours of their types (422 otherwise)."""
     server = make_emulator()
     with connect(server, api_key) as client:
         file_id = upload_lines(client, chat_lines(1))
         with pytest.raises(InvalidRequestError, match="endpoint"):
             client.batch.jobs.create([file_id], "/v1/chat")
+    headers = {"Authorization": f"Bearer {api_key}"}
+    for field, value in (("model", 5), ("agent_id", ["a"]), ("timeout_hours", "24")):
+        body = {"input_files": [file_id], "endpoint": CHAT, field: value}
+        answer = httpx.post(f"{server.url}/v1/batch/jobs", headers=headers, json=body)
+        assert answer.status_code == 422, (field, answer.text)
+        assert answer.json()["detail"][0]["loc"] == ["body", field]
 
 
 def test_a_stuck_running_job_can_still_be_cancelled(

@@ -129,6 +129,11 @@ def test_urls_it_cannot_read_and_unknown_files_are_refused_as_the_api_does(
             ["body", "document", "type"],
         ),
         (
+            {"model": MODEL, "document": {"type": ["file"], "file_id": "x"}},
+            "literal_error",
+            ["body", "document", "type"],
+        ),
+        (
             {"model": MODEL, "document": {"type": "document_url"}},
             "missing",
             ["body", "document", "document_url", "document_url"],

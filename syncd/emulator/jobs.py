@@ -362,6 +362,19 @@ class JobsApi:
             inline = _inline_requests(body.get("requests"))
             inputs = _file_ids(body.get("input_files"), "input_files", required=inline is None)
             metadata = _metadata(body.get("metadata"))
+            for key in ("model", "agent_id"):
+                if body.get(key) is not None and not isinstance(body[key], str):
+                    raise InvalidInputError(
+                        "string_type", ["body", key], "Input should be a valid string", body[key]
+                    )
+            timeout = body.get("timeout_hours", 24)
+            if not isinstance(timeout, int) or isinstance(timeout, bool):
+                raise InvalidInputError(
+                    "int_type",
+                    ["body", "timeout_hours"],
+                    "Input should be a valid integer",
+                    timeout,
+                )
             self._check_files_exist(inputs)
         except InvalidInputError as exc:
             return unprocessable(exc.item)

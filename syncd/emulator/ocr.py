@@ -183,7 +183,7 @@ class OcrService:
             (k for k in ("file_id", "document_url", "image_url") if k in document), "file"
         )
         kind = "file" if kind == "file_id" else kind
-        allowed = _DOCUMENT_FIELDS.get(kind)
+        allowed = _DOCUMENT_FIELDS.get(kind) if isinstance(kind, str) else None
         if allowed is None:
             raise OcrRequestError.invalid(
                 "literal_error",
