@@ -14,9 +14,10 @@ FAILED half way with an error, ``job-timeout`` ends TIMEOUT_EXCEEDED half way wi
 so far in its output file, ``job-stuck`` stays RUNNING half way for ever. A cancelled job ends
 CANCELLED at the runner's next step.
 
-Threads: :meth:`BatchRunner.submit`, :meth:`cancel` and :meth:`stop` are called from request
-handlers (the event loop's worker threads) and the server's owner; everything else runs in the
-runner's own daemon thread, the only one that touches a plan's progress. ``_cond`` guards the
+Threads: :meth:`BatchRunner.submit` and :meth:`cancel` are called by the request handlers on
+the server's event loop thread (they only add or flag a plan, never block on I/O);
+:meth:`start` and :meth:`stop` by the thread that starts and stops the server. Everything else
+runs in the runner's own daemon thread, the only one that steps a plan. ``_cond`` guards the
 plan table and the stop flag only: the runner releases it before it reads input files or
 writes to the job book and the file store (each has its own lock), so a request never waits
 behind a job's work. The job book's compare-and-set (:meth:`JobBook.advance`) keeps the runner
