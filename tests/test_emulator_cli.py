@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support import wait_until
+
 PREFIX = "syncd emulator listening on "
 
 
@@ -182,3 +184,61 @@ def test_busy_port_exits_1(tmp_path: Path, processes: list[subprocess.Popen[str]
     )
     assert result.returncode == 1
     assert "cannot start" in result.stderr
+
+
+def run_one_batch_job(url: str, headers: dict[str, str], requests: bytes) -> str:
+    uploaded = httpx.post(
+        url + "/v1/files",
+        headers=headers,
+        files={"file": ("requests.jsonl", requests)},
+        data={"purpose": "batch"},
+    ).json()
+    job = httpx.post(
+        url + "/v1/batch/jobs",
+        headers=headers,
+        json={"input_files": [uploaded["id"]], "endpoint": "/v1/chat/completions", "model": "m"},
+    ).json()
+    job_id: str = job["id"]
+    return job_id
+
+
+def test_batch_job_options_set_how_jobs_run(
+    tmp_path: Path, processes: list[subprocess.Popen[str]]
+) -> None:
+    """--batch-job-seconds 0 runs a job to SUCCESS at once; --manual-jobs leaves it QUEUED
+    (still so once a job created after it on the other server has finished)."""
+    requests = b'{"custom_id":"0","body":{"messages":[{"role":"user","content":"hi"}]}}\n'
+    headers = {"Authorization": "Bearer any"}
+    fast = start_cli(tmp_path / "fast", "--batch-job-seconds", "0")
+    manual = start_cli(tmp_path / "manual", "--manual-jobs")
+    processes += [fast, manual]
+    fast_url, manual_url = url_of(fast), url_of(manual)
+    held = run_one_batch_job(manual_url, headers, requests)
+    ran = run_one_batch_job(fast_url, headers, requests)
+    wait_until(
+        lambda: (
+            httpx.get(f"{fast_url}/v1/batch/jobs/{ran}", headers=headers).json()["status"]
+            == "SUCCESS"
+        ),
+        what="the job to succeed",
+    )
+    listing = httpx.get(manual_url + "/v1/batch/jobs", headers=headers).json()
+    assert {job["id"]: job["status"] for job in listing["data"]} == {held: "QUEUED"}
+    refused = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "syncd",
+            "emulator",
+            "--data-dir",
+            str(tmp_path),
+            "--batch-job-seconds",
+            "-1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "--batch-job-seconds" in refused.stderr

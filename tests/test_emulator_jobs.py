@@ -16,6 +16,12 @@ from tests.configs import write_batch_file, write_chat_file
 
 
 @pytest.fixture
+def emulator(make_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
+    """Jobs stay where they are (no batch runner): these tests play a job's life by hand."""
+    return make_emulator(batch_job_seconds=None)
+
+
+@pytest.fixture
 def client(emulator: EmulatorServer, api_key: str) -> Iterator[Mistral]:
     with Mistral(api_key=api_key, server_url=emulator.url, max_retries=0) as mistral:
         yield mistral
@@ -86,7 +92,7 @@ def test_batch_jobs_are_created_listed_filtered_by_several_statuses_and_paged(
     )
     second = client.batch.jobs.create([upload_batch(client, tmp_path, "b.jsonl")], "/v1/ocr")
     assert first.status == "QUEUED"
-    assert first.model_extra is not None and first.model_extra["total_requests"] == 3
+    assert first.total_requests == 3
     set_status(emulator, api_key, first.id, "RUNNING")
     set_status(emulator, api_key, second.id, "CANCELLED")
     page = client.batch.jobs.list(page_size=1)

@@ -24,6 +24,11 @@ One documented exception: OCR uploads report ``sample_type: "ocr_input"``, as th
 (Mistral's OCR docs show it) although the spec's SampleType enum lacks it; the enum is extended
 in the loaded spec below. Nothing else is changed.
 
+The batch-job and OCR operations (``tests/data/mistral-batch-ocr-openapi.yaml``, cut the same
+way from the same commit) get the same checks; there the aimed requests name a live job, live
+batch input files, or a live OCR document by id or by signed URL, jobs run at once, and each
+operation must have answered 200 at least once (a route that did not exist would only 404).
+
 Requests with a random UUID mostly meet 404; so that 200s are checked too, each path operation
 also draws whether to aim at a live file, which it uploads first. Uploads that fit the spec
 rarely pass the server's content rules (a fine-tune file must be ``.jsonl``), so every live file
@@ -36,6 +41,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +62,8 @@ from schemathesis.specs.openapi.checks import (
 from syncd.emulator import EmulatorServer
 
 SPEC_PATH = Path(__file__).parent / "data" / "mistral-files-openapi.yaml"
+#: The batch-job and OCR operations, cut from the same commit of the same spec.
+JOBS_SPEC_PATH = Path(__file__).parent / "data" / "mistral-batch-ocr-openapi.yaml"
 MAX_EXAMPLES = 60
 #: Statuses the real API answers on Files besides the documented 200 (reference §4).
 UNDOCUMENTED_BUT_REAL = (404, 422)
@@ -83,6 +91,7 @@ def load_spec() -> dict[str, Any]:
 
 
 SCHEMA = schemathesis.openapi.from_dict(load_spec(), config=schemathesis.Config())
+JOBS_SCHEMA = schemathesis.openapi.from_path(JOBS_SPEC_PATH, config=schemathesis.Config())
 OPERATIONS = [
     ("POST", "/v1/files"),
     ("GET", "/v1/files"),
@@ -90,6 +99,13 @@ OPERATIONS = [
     ("DELETE", "/v1/files/{file_id}"),
     ("GET", "/v1/files/{file_id}/content"),
     ("GET", "/v1/files/{file_id}/url"),
+]
+JOB_OPERATIONS = [
+    ("POST", "/v1/batch/jobs"),
+    ("GET", "/v1/batch/jobs"),
+    ("GET", "/v1/batch/jobs/{job_id}"),
+    ("POST", "/v1/batch/jobs/{job_id}/cancel"),
+    ("POST", "/v1/ocr"),
 ]
 
 
@@ -142,6 +158,14 @@ class LiveFiles:
         file_id: str = response.json()["id"]
         return file_id
 
+    def signed_url(self, file_id: str) -> str:
+        response = self._session.get(
+            f"{self._server.url}/v1/files/{file_id}/url", headers=self._headers
+        )
+        assert response.status_code == 200, response.text
+        url: str = response.json()["url"]
+        return url
+
 
 @pytest.fixture
 def session() -> Iterator[requests.Session]:
@@ -176,3 +200,79 @@ def test_every_response_follows_mistrals_spec(
         case.validate_response(response, checks=CHECKS, headers=headers)
 
     check()
+
+
+def aim_at_live_objects(case: schemathesis.Case[Any], live: LiveFiles, new_job: Any) -> None:
+    """Point a generated request at things that exist: a live job id, live batch input files,
+    a live OCR document, so that 200s are checked too."""
+    if "job_id" in (case.path_parameters or {}):
+        assert case.path_parameters is not None
+        case.path_parameters["job_id"] = new_job()
+    body = case.body
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("input_files"), list):
+        body["input_files"] = [live.new("batch")]
+    document = body.get("document")
+    if not isinstance(document, dict):
+        return
+    if "file_id" in document:
+        document["file_id"] = live.new("ocr")
+    for key in ("document_url", "image_url"):
+        url = document.get(key)
+        if isinstance(url, str):
+            document[key] = live.signed_url(live.new("ocr"))
+        elif isinstance(url, dict):
+            url["url"] = live.signed_url(live.new("ocr"))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), JOB_OPERATIONS, ids=[f"{m} {p}" for m, p in JOB_OPERATIONS]
+)
+def test_every_job_and_ocr_response_follows_mistrals_spec(
+    make_emulator: Any, api_key: str, session: requests.Session, method: str, path: str
+) -> None:
+    """The batch-job and OCR endpoints hold to the spec's schemas as the Files ones do (jobs
+    run at once, so listings carry finished jobs with output files too)."""
+    emulator = make_emulator(batch_job_seconds=0)
+    operation = JOBS_SCHEMA[path][method]
+    headers = {"Authorization": f"Bearer {api_key}"}
+    live = LiveFiles(emulator, session, headers)
+
+    def new_job() -> str:
+        response = session.post(
+            emulator.url + "/v1/batch/jobs",
+            headers=headers,
+            json={
+                "input_files": [live.new("batch")],
+                "endpoint": "/v1/chat/completions",
+                "model": "m",
+                "metadata": {"k": "v"},
+            },
+        )
+        assert response.status_code == 200, response.text
+        job_id: str = response.json()["id"]
+        return job_id
+
+    new_job()  # something to list
+    statuses: Counter[int] = Counter()
+
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(case=operation.as_strategy(), aim=st.booleans())
+    def check(case: schemathesis.Case[Any], aim: bool) -> None:
+        if aim:
+            aim_at_live_objects(case, live, new_job)
+        response = case.call(base_url=emulator.url, session=session, headers=headers)
+        statuses[response.status_code] += 1
+        case.validate_response(response, checks=CHECKS, headers=headers)
+
+    check()
+    # The schemas were checked on real answers, not only on refusals.
+    assert statuses[200] > 0, statuses
+    print(path, method, statuses)

@@ -12,6 +12,8 @@ from mistralai.client import Mistral
 from mistralai.client.errors import SDKError
 
 from syncd.emulator import EmulatorServer
+from tests.documents import make_pdf
+from tests.support import wait_until
 
 CHAT = (
     b'{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"hello"}]}\n'
@@ -188,3 +190,76 @@ def test_unicode_filename_round_trips_through_the_sdk(client: Mistral) -> None:
     created = client.files.upload(file={"file_name": name, "content": CHAT})
     assert created.filename == name
     assert [f.filename for f in client.files.list(search="日本語").data] == [name]
+
+
+def test_a_batch_job_runs_and_its_results_download_through_the_sdk(
+    make_emulator: Callable[..., EmulatorServer], api_key: str
+) -> None:
+    """batch.jobs.create/get/list (with the metadata filter) and files.download of the output
+    file, all with the official SDK unchanged."""
+    server = make_emulator(batch_job_seconds=0)
+    requests = BATCH + b'{"custom_id":"1","body":{"messages":[{"role":"user","content":"yo"}]}}\n'
+    with Mistral(api_key=api_key, server_url=server.url) as sdk:
+        uploaded = sdk.files.upload(
+            file={"file_name": "requests.jsonl", "content": requests}, purpose="batch"
+        )
+        job = sdk.batch.jobs.create(
+            input_files=[uploaded.id],
+            endpoint="/v1/chat/completions",
+            model="mistral-small-latest",
+            metadata={"syncd_key": "abc"},
+        )
+        assert job.status == "QUEUED"
+        assert job.metadata == {"syncd_key": "abc"}
+
+        def done() -> object:
+            current = sdk.batch.jobs.get(job_id=job.id)
+            return current if current.status == "SUCCESS" else None
+
+        finished = wait_until(done, what="the job to succeed")
+        assert isinstance(finished, type(job))
+        tagged = sdk.batch.jobs.list(metadata={"syncd_key": "abc"}, status=["SUCCESS"])
+        untagged = sdk.batch.jobs.list(metadata={"syncd_key": "other"})
+        assert finished.output_file is not None
+        output = sdk.files.retrieve(file_id=finished.output_file)
+        response = sdk.files.download(file_id=finished.output_file)
+        try:
+            lines = [json.loads(line) for line in response.read().splitlines()]
+        finally:
+            response.close()
+    assert (finished.total_requests, finished.succeeded_requests) == (2, 2)
+    assert [j.id for j in tagged.data or []] == [job.id]
+    assert untagged.total == 0
+    assert (output.sample_type, output.source, output.purpose) == (
+        "batch_result",
+        "mistral",
+        "batch",
+    )
+    assert sorted(line["custom_id"] for line in lines) == ["0", "1"]
+    assert all(line["response"]["body"]["object"] == "chat.completion" for line in lines)
+
+
+def test_ocr_process_reads_an_uploaded_pdf_through_the_sdk(client: Mistral) -> None:
+    """ocr.process with a file chunk and with a signed document URL parses unchanged."""
+    pdf = make_pdf(["Hello from page one", "And page two"])
+    uploaded = client.files.upload(file={"file_name": "doc.pdf", "content": pdf}, purpose="ocr")
+    by_id = client.ocr.process(
+        model="mistral-ocr-latest", document={"type": "file", "file_id": uploaded.id}
+    )
+    url = client.files.get_signed_url(file_id=uploaded.id).url
+    by_url = client.ocr.process(
+        model="mistral-ocr-latest", document={"type": "document_url", "document_url": url}
+    )
+    assert [p.markdown for p in by_id.pages] == ["Hello from page one", "And page two"]
+    assert [p.index for p in by_url.pages] == [0, 1]
+    assert by_id.usage_info.pages_processed == 2
+    assert by_id.pages[0].dimensions is not None
+    assert by_id.pages[0].dimensions.dpi == 200
+    status, body = status_of(
+        lambda: client.ocr.process(
+            model="mistral-ocr-latest",
+            document={"type": "file", "file_id": "00000000-0000-4000-8000-000000000000"},
+        )
+    )
+    assert status == 404
+    assert "not found" in json.loads(body)["detail"]

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -121,6 +121,13 @@ def make_world(
         sections={"retention": retention or {}},
     )
     return World(tmp_path, emulator, api_key, config)
+
+
+@pytest.fixture
+def emulator(make_emulator: Callable[..., EmulatorServer]) -> EmulatorServer:
+    """Batch jobs stay where the tests put them: a job the emulator ran to SUCCESS would add
+    its output file to the remote listing these tests compare."""
+    return make_emulator(batch_job_seconds=None)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ Errors are the :mod:`syncd.errors` tree; the key never appears in reprs, logs or
 from syncd.api.client import DEFAULT_SERVER_URL, Mistral
 from syncd.api.files import Files
 from syncd.api.job_models import (
+    BatchError,
     BatchJob,
     BatchJobList,
     BatchJobStatus,
@@ -32,12 +33,15 @@ from syncd.api.models import (
     SampleType,
     Source,
 )
+from syncd.api.ocr import Ocr
+from syncd.api.ocr_models import OcrPage, OcrPageDimensions, OcrResponse, OcrUsageInfo
 from syncd.api.requester import StreamedResponse
 from syncd.api.uploads import FileInput
 
 __all__ = [
     "DEFAULT_SERVER_URL",
     "Batch",
+    "BatchError",
     "BatchJob",
     "BatchJobList",
     "BatchJobStatus",
@@ -56,6 +60,11 @@ __all__ = [
     "FineTuningJobStatus",
     "FineTuningJobs",
     "Mistral",
+    "Ocr",
+    "OcrPage",
+    "OcrPageDimensions",
+    "OcrResponse",
+    "OcrUsageInfo",
     "RetrievedFile",
     "SampleType",
     "Source",

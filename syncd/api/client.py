@@ -19,6 +19,7 @@ from syncd import __version__
 from syncd.api.files import Files
 from syncd.api.jobs import Batch, FineTuning
 from syncd.api.liveness import Liveness
+from syncd.api.ocr import Ocr
 from syncd.api.requester import Requester
 from syncd.api.timeouts import RequestTimeouts
 from syncd.domain import is_sendable_api_key
@@ -115,6 +116,8 @@ class Mistral:
         """Fine-tuning jobs (``.jobs``: list, iter_all, get, create)."""
         self.batch = Batch(self._requester)
         """Batch jobs (``.jobs``: list, iter_all, get, create)."""
+        self.ocr = Ocr(self._requester)
+        """OCR (``process``)."""
 
     def __repr__(self) -> str:
         return f"Mistral(server_url={self.server_url!r})"

@@ -1,9 +1,11 @@
 """Typed wire models of the fine-tuning and batch job endpoints, as far as syncd reads them.
 
-syncd lists jobs for one reason: a file that a queued or running job still reads must not be
-deleted. So the models keep what that needs (id, status, the input file ids) and let every other
-field through untouched. Statuses are plain strings: a status this code does not know counts as
-*active*, so a new server-side state can only make retention keep more, never delete more.
+syncd lists jobs for two reasons: a file that a queued or running job still reads must not be
+deleted, and a batch job's results come home. So the models keep what those need (id, status,
+the input file ids; for batch jobs also metadata, progress counts, errors and the output and
+error file ids) and let every other field through untouched. Statuses are plain strings: a
+status this code does not know counts as *active*, so a new server-side state can only make
+retention keep more, never delete more.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 __all__ = [
     "BATCH_FINISHED_STATUSES",
     "FINE_TUNING_FINISHED_STATUSES",
+    "BatchError",
     "BatchJob",
     "BatchJobList",
     "BatchJobStatus",
@@ -118,6 +121,13 @@ class FineTuningJobList(_JobModel):
     total: int | None = None
 
 
+class BatchError(_JobModel):
+    """One of a batch job's ``errors``: why it failed, and how many times that happened."""
+
+    message: str
+    count: int = 1
+
+
 class BatchJob(_JobModel):
     """One batch job (``GET /v1/batch/jobs`` items and ``.../jobs/{id}``)."""
 
@@ -126,7 +136,15 @@ class BatchJob(_JobModel):
     input_files: list[str] = []
     endpoint: str | None = None
     model: str | None = None
+    metadata: dict[str, Any] | None = None
     created_at: int | None = None
+    started_at: int | None = None
+    completed_at: int | None = None
+    total_requests: int = 0
+    completed_requests: int = 0
+    succeeded_requests: int = 0
+    failed_requests: int = 0
+    errors: list[BatchError] = []
     output_file: str | None = None
     error_file: str | None = None
 

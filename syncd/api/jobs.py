@@ -9,7 +9,6 @@ start a second job.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -117,17 +116,38 @@ class BatchJobs:
         model: str | None = None,
         created_after: datetime | None = None,
         created_by_me: bool = False,
-        status: Sequence[str] | None = None,
+        status: Sequence[str] | str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> BatchJobList:
-        """One page of jobs (``page`` counts from 0), newest first; ``status`` repeats its key."""
+        """One page of jobs (``page`` counts from 0), newest first.
+
+        ``status`` keeps jobs in any of these statuses (the key repeats). ``metadata`` keeps
+        jobs whose metadata holds every one of these key/value pairs; as the spec's ``metadata``
+        query parameter is an exploded object, each pair travels as a query parameter of its
+        own (``?syncd_key=abc``), which is what the official SDK sends too.
+
+        Raises:
+            UsageError: a metadata key is empty or is one of the listing's own parameters
+                (it would be read as that parameter).
+        """
         params = _listing_params(page, page_size, model, created_after, created_by_me)
-        params += [("status", str(value)) for value in status or ()]
+        statuses = [status] if isinstance(status, str) else list(status or ())
+        params += [("status", str(value)) for value in statuses]
+        params += _metadata_params(metadata)
         return _get_page(self._requester, _BATCH_PATH, params, BatchJobList)
 
-    def iter_all(self, page_size: int = 100) -> Iterator[BatchJob]:
-        """Every job, page after page (each page retried on its own)."""
+    def iter_all(
+        self,
+        page_size: int = 100,
+        *,
+        status: Sequence[str] | str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Iterator[BatchJob]:
+        """Every job matching the filters, page after page (each page retried on its own)."""
         return _iter_jobs(
-            lambda page: self.list(page=page, page_size=page_size),
+            lambda page: self.list(
+                page=page, page_size=page_size, status=status, metadata=metadata
+            ),
             lambda listing: listing.data,
             page_size,
         )
@@ -144,7 +164,13 @@ class BatchJobs:
         metadata: Mapping[str, str] | None = None,
         timeout_hours: int | None = None,
     ) -> BatchJob:
-        """Start a batch job over uploaded ``.jsonl`` request files."""
+        """Start a batch job over uploaded ``.jsonl`` request files.
+
+        ``metadata`` (keys of 1-32 characters, string values of 1-512) is kept with the job and
+        can find it again: ``list(metadata={...})``. Sent once, never retried: a retried create
+        whose first answer was lost would start a second job. Tag the job with a key of your own
+        in ``metadata`` and look for it with ``list`` before creating again.
+        """
         body: dict[str, Any] = {"input_files": list(input_files), "endpoint": endpoint}
         if model is not None:
             body["model"] = model
@@ -193,6 +219,34 @@ def _listing_params(
     return params
 
 
+#: The batch listing's own query parameters: a metadata key of the same name would be read as it.
+_BATCH_LIST_PARAMS = frozenset(
+    {
+        "page",
+        "page_size",
+        "model",
+        "agent_id",
+        "metadata",
+        "created_after",
+        "created_by_me",
+        "status",
+        "order_by",
+    }
+)
+
+
+def _metadata_params(metadata: Mapping[str, str] | None) -> list[tuple[str, str | int]]:
+    params: list[tuple[str, str | int]] = []
+    for key, value in (metadata or {}).items():
+        if not key or key in _BATCH_LIST_PARAMS:
+            raise UsageError(
+                f"metadata key {key!r} cannot be filtered on: it must be a non-empty string"
+                f" other than {', '.join(sorted(_BATCH_LIST_PARAMS))}"
+            )
+        params.append((key, str(value)))
+    return params
+
+
 def _get_page(requester: Requester, path: str, params: QueryParams, model: type[ListT]) -> ListT:
     def attempt() -> ListT:
         request = requester.build("GET", path, params=params)
@@ -215,14 +269,7 @@ def _get_one(requester: Requester, path: str, job_id: object, model: type[ModelT
 def _post_once(
     requester: Requester, path: str, body: Mapping[str, Any], model: type[ModelT]
 ) -> ModelT:
-    payload = json.dumps(body).encode()
-    request = requester.build(
-        "POST",
-        path,
-        content=[payload],
-        headers={"Content-Type": "application/json", "Content-Length": str(len(payload))},
-    )
-    return requester.send_json(request, model, operation="create job")
+    return requester.post_json_once(path, body, model, operation="create job")
 
 
 def _iter_jobs(

@@ -8,6 +8,7 @@ builds the calls.
 
 from __future__ import annotations
 
+import json
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -174,6 +175,20 @@ class Requester:
         """Send once and parse the JSON answer as ``model``."""
         response = self.send(request, body_sent=body_sent)
         return parse_json_body(response, model, operation=operation)
+
+    def post_json_once(
+        self, path: str, body: Mapping[str, object], model: type[ModelT], *, operation: str
+    ) -> ModelT:
+        """POST ``body`` as JSON exactly once (never retried: for requests that start work,
+        where a retry could start it twice) and parse the answer as ``model``."""
+        payload = json.dumps(body).encode()
+        request = self.build(
+            "POST",
+            path,
+            content=[payload],
+            headers={"Content-Type": "application/json", "Content-Length": str(len(payload))},
+        )
+        return self.send_json(request, model, operation=operation)
 
     def retrying(self, attempt: Callable[[], T], *, operation: str) -> T:
         """Run ``attempt`` until it succeeds, fails for good, or ``max_retries`` retries are used.

@@ -15,7 +15,7 @@ import click
 
 from syncd.cli.context import EXIT_CONFIG
 from syncd.emulator import FAULT_KINDS, FILE_PURPOSES, EmulatorOptions, EmulatorServer
-from syncd.emulator.options import DEFAULT_FAULT_KINDS
+from syncd.emulator.options import DEFAULT_BATCH_JOB_SECONDS, DEFAULT_FAULT_KINDS
 from syncd.hosts import is_loopback_host
 
 __all__ = ["emulator"]
@@ -91,7 +91,8 @@ def _parse_purposes(
     callback=_parse_fault_kinds,
     help=(
         f"Comma list of faults to draw from: {','.join(FAULT_KINDS)} "
-        f"(default: {','.join(DEFAULT_FAULT_KINDS)}; hang and stall only when named)."
+        f"(default: {','.join(DEFAULT_FAULT_KINDS)}; hang, stall and the job-* kinds only"
+        " when named; a job-* kind decides how a batch job created by the request ends)."
     ),
 )
 @click.option(
@@ -122,6 +123,18 @@ def _parse_purposes(
     help="Comma list of the upload purposes accepted; any other is a 422, as on the real API"
     f" (default: {','.join(FILE_PURPOSES)}).",
 )
+@click.option(
+    "--batch-job-seconds",
+    default=DEFAULT_BATCH_JOB_SECONDS,
+    show_default=True,
+    type=click.FloatRange(0.0, 86400.0, max_open=True),
+    help="How long a batch job takes from create to its end (a quarter QUEUED, then RUNNING).",
+)
+@click.option(
+    "--manual-jobs",
+    is_flag=True,
+    help="Never run batch jobs: they stay QUEUED until POST /_emulator/jobs/{id}/status.",
+)
 @click.option("--access-log", is_flag=True, help="Log every request to stderr.")
 def emulator(
     host: str,
@@ -136,6 +149,8 @@ def emulator(
     seed: int | None,
     max_upload_bytes: int,
     purposes: tuple[str, ...],
+    batch_job_seconds: float,
+    manual_jobs: bool,
     access_log: bool,
 ) -> None:
     """Serve a local emulator of the Mistral Files API until SIGINT or SIGTERM."""
@@ -160,6 +175,7 @@ def emulator(
         seed=seed,
         max_upload_bytes=max_upload_bytes,
         purposes=purposes,
+        batch_job_seconds=None if manual_jobs else batch_job_seconds,
     )
     # Block the stop signals before the server thread exists (threads inherit the mask), then
     # wait for them synchronously: no handler can interrupt startup or shutdown half-way.

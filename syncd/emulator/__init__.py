@@ -1,4 +1,5 @@
-"""A local implementation of Mistral's Files API, faithful enough for the official SDK.
+"""A local implementation of Mistral's Files API, faithful enough for the official SDK, with the
+batch-job endpoints (jobs run through a deterministic stand-in model) and ``/v1/ocr``.
 
 syncd's embedded default remote and the server every test talks to over real loopback HTTP.
 It never imports :mod:`syncd.api`: it implements the wire contract on its own.

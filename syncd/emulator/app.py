@@ -1,5 +1,6 @@
 """The emulator's ASGI application: the six Files endpoints, the job endpoints of
-:mod:`syncd.emulator.jobs`, and its own control endpoints.
+:mod:`syncd.emulator.jobs` (run by :mod:`syncd.emulator.batch_runner`), ``/v1/ocr``
+(:mod:`syncd.emulator.ocr`), and its own control endpoints.
 
 Routes turn HTTP into calls on :class:`~syncd.emulator.state.FileStore` and back into the wire
 shapes of the reference (file objects, ``{data, object, total}``, FastAPI-style 422 bodies).
@@ -22,10 +23,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from syncd.emulator.batch_runner import BatchRunner
 from syncd.emulator.blobs import BlobResponse
 from syncd.emulator.faults import FaultInjector, fault_settings_with
 from syncd.emulator.gateway import Gateway
 from syncd.emulator.jobs import JOBS_FILE_NAME, JobBook, JobsApi
+from syncd.emulator.ocr import OcrApi, OcrService
 from syncd.emulator.options import EmulatorOptions
 from syncd.emulator.params import (
     InvalidInputError,
@@ -36,7 +39,7 @@ from syncd.emulator.params import (
     not_found,
     unprocessable,
 )
-from syncd.emulator.signing import UrlSigner
+from syncd.emulator.signing import SIGNED_PATH, UrlSigner
 from syncd.emulator.state import FileStore, ListQuery, NewFile, StoredFile
 from syncd.emulator.stats import EmulatorStats
 from syncd.emulator.uploads import MalformedUploadError, UploadTooLargeError, receive_upload
@@ -47,10 +50,8 @@ from syncd.emulator.validation import (
     inspect_content,
 )
 
-__all__ = ["SIGNED_PATH", "create_app"]
+__all__ = ["SIGNED_PATH", "JobParts", "create_app", "make_job_parts"]
 
-#: Where signed URLs point; served without the API key.
-SIGNED_PATH = "/_emulator/signed"
 _DEFAULT_PURPOSE = "fine-tune"  # what the real API falls back to when no purpose is sent
 _VISIBILITIES = ("workspace", "user")
 _SIGNED_URL_DEFAULT_HOURS = 24
@@ -340,6 +341,27 @@ async def _json_http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class JobParts:
+    """The job side of one emulator: the job book, the OCR stand-in and the batch runner."""
+
+    book: JobBook
+    ocr: OcrService
+    runner: BatchRunner
+
+
+def make_job_parts(
+    store: FileStore, options: EmulatorOptions, signer: UrlSigner, clock: Callable[[], float]
+) -> JobParts:
+    """The job parts over ``store``; the caller starts and stops ``runner``."""
+    book = JobBook(store.data_dir / JOBS_FILE_NAME, clock)
+    ocr = OcrService(store, signer, clock)
+    runner = BatchRunner(
+        book, store, ocr.answer_in_batch, job_seconds=options.batch_job_seconds, clock=clock
+    )
+    return JobParts(book, ocr, runner)
+
+
 def create_app(
     store: FileStore,
     options: EmulatorOptions,
@@ -348,12 +370,21 @@ def create_app(
     stats: EmulatorStats,
     signer: UrlSigner,
     clock: Callable[[], float] = time.time,
+    jobs: JobParts | None = None,
 ) -> ASGIApp:
-    """The complete emulator app (gateway + routes) over ``store``."""
+    """The complete emulator app (gateway + routes) over ``store``.
+
+    Without ``jobs`` the app makes its own and starts their batch runner, which then runs for
+    the life of the process (a daemon thread); :class:`EmulatorServer` passes its own and
+    stops the runner with the server.
+    """
+    if jobs is None:
+        jobs = make_job_parts(store, options, signer, clock)
+        jobs.runner.start()
     api = _FilesApi(store, options, faults, stats, signer, clock)
-    jobs = JobsApi(JobBook(store.data_dir / JOBS_FILE_NAME, clock), store)
+    jobs_api = JobsApi(jobs.book, store, jobs.runner, stats)
     routes_app = Starlette(
-        routes=[*api.routes(), *jobs.routes()],
+        routes=[*api.routes(), *jobs_api.routes(), *OcrApi(jobs.ocr).routes()],
         exception_handlers={HTTPException: _json_http_error},
     )
     return Gateway(

@@ -18,6 +18,7 @@ from syncd.emulator.options import EmulatorOptions, check_fault_settings
 
 __all__ = [
     "DROP_CONNECTION_EXTENSION",
+    "JOB_FATE_EXTENSION",
     "DropConnection",
     "FaultInjector",
     "FaultSettings",
@@ -26,6 +27,10 @@ __all__ = [
 
 #: ASGI scope extension key; its value is a :data:`DropConnection` for the request's socket.
 DROP_CONNECTION_EXTENSION = "syncd.drop_connection"
+
+#: ASGI scope extension key; its value is the job fault kind (``job-fail``, ...) drawn for the
+#: request. Only a batch job create acts on it; every other request is served normally.
+JOB_FATE_EXTENSION = "syncd.job_fate"
 
 #: Closes the client's TCP connection without a response. ``reset=True`` sends an RST
 #: (the client sees "connection reset"); ``reset=False`` a plain close (FIN).

@@ -14,7 +14,13 @@ import logging
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from syncd.emulator.faults import DROP_CONNECTION_EXTENSION, DropConnection, FaultInjector
+from syncd.emulator.faults import (
+    DROP_CONNECTION_EXTENSION,
+    JOB_FATE_EXTENSION,
+    DropConnection,
+    FaultInjector,
+)
+from syncd.emulator.options import JOB_FAULT_KINDS
 from syncd.emulator.stats import EmulatorStats
 
 __all__ = ["Gateway"]
@@ -22,6 +28,9 @@ __all__ = ["Gateway"]
 _log = logging.getLogger(__name__)
 
 _SIGNED_PREFIX = "/_emulator/signed/"
+#: Requests whose lost response leaves something behind (a file, a job): ``lost-response``
+#: serves them fully, then drops the answer. Elsewhere it drops the connection like ``reset``.
+_CREATES = frozenset({"/v1/files", "/v1/batch/jobs", "/v1/fine_tuning/jobs"})
 _FAULT_BODIES: dict[str, tuple[int, dict[str, object]]] = {
     # The 2026 gateway envelope seen on real 429s.
     "429": (
@@ -81,6 +90,11 @@ class Gateway:
         if settings.latency_ms:
             await anyio.sleep(settings.latency_ms / 1000)
         kind = self._faults.draw()
+        if kind in JOB_FAULT_KINDS:
+            # Not a fault of this request: the job it creates (if it creates one) gets it, and
+            # the jobs endpoint counts it then.
+            scope.setdefault("extensions", {})[JOB_FATE_EXTENSION] = kind
+            kind = None
         if kind is not None:
             self._stats.count_fault(kind)
             _log.debug("emulator_fault_injected kind=%s path=%s", kind, scope["path"])
@@ -94,8 +108,8 @@ class Gateway:
             if kind == "stall":
                 await self._app(scope, receive, _stalling(send))
                 return
-            is_upload = scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
-            if kind == "lost-response" and is_upload:
+            creates = scope["method"] == "POST" and scope["path"].rstrip("/") in _CREATES
+            if kind == "lost-response" and creates:
                 await self._serve_then_drop(scope, receive, send)
                 return
             _drop_connection(scope, reset=True)
@@ -106,7 +120,8 @@ class Gateway:
         await self._app(scope, receive, send)
 
     async def _serve_then_drop(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Handle the request completely (the upload is stored), then vanish without answering."""
+        """Handle the request completely (the upload or job is stored), then vanish without
+        answering."""
 
         async def swallow(message: Message) -> None:
             return None

@@ -9,20 +9,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
+    "DEFAULT_BATCH_JOB_SECONDS",
     "DEFAULT_FAULT_KINDS",
     "DEFAULT_MAX_UPLOAD_BYTES",
     "FAULT_KINDS",
     "FILE_PURPOSES",
+    "JOB_FAULT_KINDS",
     "EmulatorOptions",
     "check_fault_settings",
 ]
 
+#: Faults that decide how a batch job ends, drawn like the others but acted on only by a
+#: batch job create (any other request drawing one is served normally): ``job-fail`` ends
+#: FAILED, ``job-timeout`` ends TIMEOUT_EXCEEDED, ``job-stuck`` never finishes.
+JOB_FAULT_KINDS: tuple[str, ...] = ("job-fail", "job-timeout", "job-stuck")
 #: Every fault the emulator can inject, in the order the CLI documents them. ``hang`` reads the
 #: request and never answers; ``stall`` answers, then stops sending in the middle of the body.
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "lost-response", "hang", "stall")
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "500",
+    "503",
+    "reset",
+    "lost-response",
+    "hang",
+    "stall",
+    *JOB_FAULT_KINDS,
+)
 #: The faults drawn when none are named: each ends by itself (a hang lasts until the client's
 #: timeout, so it is only injected when asked for).
 DEFAULT_FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "reset", "lost-response")
+
+#: How long a batch job takes from create to its end by default: short enough that a result
+#: comes home within seconds of a drop, long enough to watch QUEUED and RUNNING go by.
+DEFAULT_BATCH_JOB_SECONDS = 2.0
 
 #: The Files API's per-file cap: 512 MB, decimal as the API documents it.
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1000 * 1000
@@ -40,7 +59,9 @@ class EmulatorOptions:
     ``api_key`` None accepts any bearer token (a missing header is still 401). ``fault_rate`` is
     the probability that one ``/v1`` request gets a fault drawn from ``fault_kinds``.
     ``purposes`` is the closed set of upload purposes (and ``purpose`` list filters) accepted;
-    anything else is a FastAPI-style 422, as from the real API.
+    anything else is a FastAPI-style 422, as from the real API. ``batch_job_seconds`` is how
+    long a batch job takes from create to its end (a quarter QUEUED, the rest RUNNING; 0: at
+    once); None leaves every job where it is until ``POST /_emulator/jobs/{id}/status`` moves it.
     """
 
     # repr=False: the key must never show up in logs or tracebacks that print the options.
@@ -53,6 +74,7 @@ class EmulatorOptions:
     seed: int | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     purposes: tuple[str, ...] = FILE_PURPOSES
+    batch_job_seconds: float | None = DEFAULT_BATCH_JOB_SECONDS
 
     def __post_init__(self) -> None:
         check_fault_settings(self.fault_rate, self.fault_kinds, self.retry_after, self.latency_ms)
@@ -61,6 +83,10 @@ class EmulatorOptions:
         if not self.purposes or not all(p and p == p.strip() for p in self.purposes):
             raise ValueError(
                 f"purposes must be non-empty names without surrounding spaces, got {self.purposes}"
+            )
+        if self.batch_job_seconds is not None and not 0 <= self.batch_job_seconds < 86400:
+            raise ValueError(
+                f"batch_job_seconds must be between 0 and a day, got {self.batch_job_seconds}"
             )
 
 

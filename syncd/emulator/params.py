@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "canonical_id",
     "enum_param",
     "int_param",
+    "json_object_body",
     "not_found",
     "unprocessable",
 ]
@@ -118,3 +120,18 @@ def bool_param(raw: str | None, loc: list[str], default: bool) -> bool:
     if lowered in ("false", "0", "no", "off"):
         return False
     raise InvalidInputError("bool_parsing", loc, "Input should be a valid boolean", raw)
+
+
+async def json_object_body(request: Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object.
+
+    Raises:
+        InvalidInputError: not JSON (``json_invalid``) or not an object (``model_type``).
+    """
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInputError("json_invalid", ["body"], "JSON decode error", None) from None
+    if not isinstance(body, dict):
+        raise InvalidInputError("model_type", ["body"], "Input should be an object", body)
+    return body

@@ -24,7 +24,7 @@ import uvicorn
 from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from syncd.emulator.app import create_app
+from syncd.emulator.app import JobParts, create_app, make_job_parts
 from syncd.emulator.faults import DROP_CONNECTION_EXTENSION, FaultInjector, FaultSettings
 from syncd.emulator.options import EmulatorOptions
 from syncd.emulator.signing import UrlSigner, load_or_create_secret
@@ -135,6 +135,7 @@ class EmulatorServer:
         self._stats = EmulatorStats()
         self._faults = FaultInjector(FaultSettings.from_options(options), seed=options.seed)
         self._store: FileStore | None = None
+        self._jobs: JobParts | None = None
         self._uvicorn: ThreadedUvicorn | None = None
         self._thread: threading.Thread | None = None
 
@@ -156,6 +157,7 @@ class EmulatorServer:
         try:
             store = FileStore(self.data_dir, clock=self._clock)
             signer = UrlSigner(load_or_create_secret(self.data_dir))
+            jobs = make_job_parts(store, self.options, signer, self._clock)
         except BaseException:
             if store is not None:
                 store.close()
@@ -168,6 +170,7 @@ class EmulatorServer:
             stats=self._stats,
             signer=signer,
             clock=self._clock,
+            jobs=jobs,
         )
         config = uvicorn.Config(
             app,
@@ -179,7 +182,8 @@ class EmulatorServer:
         )
         server = ThreadedUvicorn(config)
         port = sock.getsockname()[1]
-        self._store, self._uvicorn = store, server
+        self._store, self._uvicorn, self._jobs = store, server, jobs
+        jobs.runner.start()
         try:
             self._thread = start_serving(server, sock, name="syncd-emulator")
         except RuntimeError:
@@ -196,6 +200,9 @@ class EmulatorServer:
         self._cleanup()
 
     def _cleanup(self) -> None:
+        if self._jobs is not None:
+            self._jobs.runner.stop()  # before the store closes: the runner writes to it
+        self._jobs = None
         if self._store is not None:
             self._store.close()
         self._store = None

@@ -12,7 +12,10 @@ import os
 import secrets
 from pathlib import Path
 
-__all__ = ["SECRET_FILE_NAME", "UrlSigner", "load_or_create_secret"]
+__all__ = ["SECRET_FILE_NAME", "SIGNED_PATH", "UrlSigner", "load_or_create_secret"]
+
+#: Where signed URLs point; served without the API key.
+SIGNED_PATH = "/_emulator/signed"
 
 SECRET_FILE_NAME = "signing.key"  # noqa: S105 (a file name, not a secret)
 _SECRET_BYTES = 32

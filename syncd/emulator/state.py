@@ -126,6 +126,8 @@ class NewFile:
     mimetype: str | None
     visibility: str
     expiry_hours: int | None
+    #: ``upload`` for what clients send; ``mistral`` for what the service made (batch outputs).
+    source: str = "upload"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +241,7 @@ class FileStore:
                 bytes=new.bytes,
                 created_at=now,
                 sample_type=new.sample_type,
-                source="upload",
+                source=new.source,
                 num_lines=new.num_lines,
                 mimetype=new.mimetype,
                 signature=new.sha256[:16],
@@ -269,6 +271,14 @@ class FileStore:
                 ),
             )
             return stored, False
+
+    def add_generated(self, path: Path, new: NewFile) -> StoredFile:
+        """Store a file the service itself made (a batch job's output), never deduplicated.
+
+        ``path`` is a finished file from :meth:`new_upload_path`; it is moved into the store.
+        """
+        stored, _ = self.commit(path, new, dedupe=False)
+        return stored
 
     def get(self, file_id: str) -> StoredFile | None:
         """The live file ``file_id``, or None when unknown, deleted or expired."""
