@@ -23,8 +23,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 _HERE = Path(__file__).resolve()
 _UNMAPPED_UID = 12345
@@ -41,6 +45,7 @@ def _child(argv: list[str]) -> None:
     parser.add_argument("--max-watches", type=int)
     parser.add_argument("--max-instances", type=int)
     parser.add_argument("--await-overflow", action="store_true")
+    parser.add_argument("--then-write", action="store_true")
     args = parser.parse_args(argv)
     if args.max_watches is not None:
         Path("/proc/sys/user/max_inotify_watches").write_text(str(args.max_watches))
@@ -48,6 +53,7 @@ def _child(argv: list[str]) -> None:
         Path("/proc/sys/user/max_inotify_instances").write_text(str(args.max_instances))
 
     degraded: list[list[str]] = []
+    changes: set[str] = set()
     overflow_seen = threading.Event()
 
     def on_degraded(folder: str, message: str) -> None:
@@ -56,21 +62,40 @@ def _child(argv: list[str]) -> None:
             overflow_seen.set()
 
     with capture_logs() as logs:
-        watcher = Watcher(lambda folder, path: None, on_degraded)
+        watcher = Watcher(lambda folder, path: changes.add(path), on_degraded)
         added = watcher.add_folder("data", args.root)
+        seen_after = None
         if args.await_overflow:
             sys.stdout.write("ready\n")
             sys.stdout.flush()
             overflow_seen.wait(timeout=20)
+        if args.then_write:
+            seen_after = _an_event_after_the_overflow(args.root, changes)
         result = {
             "added": added,
             "degraded": degraded,
             "degraded_folders": watcher.degraded_folders(),
             "overflows": watcher.overflows,
             "warnings": [e["event"] for e in logs if e["log_level"] == "warning"],
+            "errors": [e["event"] for e in logs if e["log_level"] == "error"],
+            "seen_after": seen_after,
         }
         watcher.stop()
     sys.stdout.write(json.dumps(result) + "\n")
+
+
+def _an_event_after_the_overflow(root: Path, changes: set[str]) -> bool:
+    """Whether the watcher still delivers events: write a file every 0.2 s until one is seen
+    (with a tiny queue one event may be lost to another overflow), for at most 20 s."""
+    written: list[str] = []
+    for index in range(100):
+        if any(path in changes for path in written):
+            return True
+        path = root / f"after-overflow-{index}.jsonl"
+        path.write_text("{}\n")
+        written.append(str(path))
+        time.sleep(0.2)  # pacing the writes themselves, not waiting for a result
+    return any(path in changes for path in written)
 
 
 def _run_child(*args: str, in_user_namespace: bool = False) -> dict[str, Any]:
@@ -137,6 +162,8 @@ def test_enough_watches_is_not_degraded(tmp_path: Path) -> None:
         "degraded_folders": {},
         "overflows": 0,
         "warnings": [],
+        "errors": [],
+        "seen_after": None,
     }
 
 
@@ -176,6 +203,57 @@ def test_queue_overflow_degrades_the_folder(tmp_path: Path) -> None:
     assert folder == "data"
     assert "overflowed" in message
     assert "fs.inotify.max_queued_events" in message
+
+
+@pytest.fixture
+def small_inotify_queue() -> Iterator[None]:
+    """fs.inotify.max_queued_events lowered to 64 (read when an inotify instance starts)."""
+    if os.geteuid() != 0:
+        pytest.fail("lowering fs.inotify.max_queued_events needs root (CI runs as root)")
+    sysctl = Path("/proc/sys/fs/inotify/max_queued_events")
+    before = sysctl.read_text()
+    sysctl.write_text("64")
+    try:
+        yield
+    finally:
+        sysctl.write_text(before)
+
+
+def test_an_overflow_of_a_small_queue_costs_a_rescan_and_watching_goes_on(
+    tmp_path: Path, small_inotify_queue: None
+) -> None:
+    """2,000 files against a queue of 64: watchdog 7.1.1 calls on_events_lost() on every
+    callback, and a root sentinel without it stopped the reader thread for good."""
+    root = _tree(tmp_path, 0)
+    child = subprocess.Popen(
+        [sys.executable, str(_HERE), "--root", str(root), "--await-overflow", "--then-write"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        os.kill(child.pid, signal.SIGSTOP)
+        _, status = os.waitpid(child.pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(status)
+        try:
+            for index in range(2000):
+                (root / f"f{index:04}.jsonl").write_text("{}\n")
+        finally:
+            os.kill(child.pid, signal.SIGCONT)
+        out, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == 0, err
+    result = json.loads(out.splitlines()[-1])
+    assert result["overflows"] >= 1
+    assert result["degraded"], result
+    assert all("overflowed" in message for _, message in result["degraded"]), result
+    assert "watch_thread_died" not in result["errors"], result
+    assert "watch_callback_failed" not in result["errors"], result
+    assert result["seen_after"] is True, result
 
 
 def test_unreadable_root_is_reported(tmp_path: Path) -> None:
