@@ -37,7 +37,7 @@ import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from syncd.api.liveness import Liveness
-from syncd.config import Config, load_config
+from syncd.config import Config, describe_server, load_config
 from syncd.connection import connect
 from syncd.engine import Engine, folder_specs
 from syncd.errors import ConfigError, LocalFileError, StoreError
@@ -125,6 +125,8 @@ class Daemon:
         self._last_good_scan: dict[str, datetime] = {}
         self._overflows_counted = 0
         self._started_at = datetime.now(UTC)
+        #: Where uploads go, in words for the status page (set once connected).
+        self._api_server = ""
         #: This node's queue depth as the status tick last read it (None: not read yet).
         self._queue_depth: int | None = None
         #: Whether the rescan once the state database is back (it always runs) must also list
@@ -152,6 +154,9 @@ class Daemon:
             )
             connection = stack.enter_context(connect(self._config, self._environ))
             self._liveness = connection.client.liveness
+            self._api_server = describe_server(
+                connection.server_url, embedded=connection.embedded is not None
+            )
             engine = Engine(
                 self._config,
                 store,
@@ -730,6 +735,7 @@ class Daemon:
             last_good_scan=dict(self._last_good_scan),
             next_retention_at=getattr(job, "next_run_time", None),
             lease=self._config.node.lease,
+            api_server=self._api_server,
         )
 
     def retention_preview(self, *, wait: bool) -> RetentionPreview | None:

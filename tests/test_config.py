@@ -55,8 +55,8 @@ class TestValidConfig:
     def test_minimal_config_gets_documented_defaults(self, tmp_path: Path) -> None:
         """Only a folder given: every other key takes the default the docs promise."""
         config = load(tmp_path, FOLDER)
-        assert config.api.server_url == "embedded"
-        assert config.api.is_embedded
+        assert config.api.server_url == "https://api.mistral.ai"
+        assert not config.api.is_embedded
         assert config.api.api_key_env == "MISTRAL_API_KEY"
         assert config.api.api_key_file is None
         assert config.api.timeout == timedelta(minutes=1)

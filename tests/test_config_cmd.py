@@ -40,12 +40,17 @@ def check(path: Path, env: Mapping[str, str] | None = None) -> Result:
 
 def test_valid_config_prints_a_summary(tmp_path: Path) -> None:
     """Exit 0 with folders (purpose, include, retention), state url and server listed."""
-    path = write_config(tmp_path, '[state]\nurl = "sqlite:///var/state.db"\n')
+    path = write_config(
+        tmp_path, '[api]\nserver_url = "embedded"\n[state]\nurl = "sqlite:///var/state.db"\n'
+    )
     result = check(path)
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"config:    {path} (ok)" in out
-    assert f"embedded emulator (data in {tmp_path / 'var' / 'emulator'})" in out
+    assert (
+        "embedded emulator (local emulator: nothing leaves this machine), "
+        f"data in {tmp_path / 'var' / 'emulator'}"
+    ) in out
     assert f"state:     sqlite:///{tmp_path}/var/state.db" in out
     assert f"  - data: {tmp_path / 'data'}" in out
     assert "purpose fine-tune, include *.jsonl, exclude built-in" in out

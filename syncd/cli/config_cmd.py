@@ -18,6 +18,7 @@ from syncd.config import (
     ApiKey,
     Config,
     FolderConfig,
+    describe_server,
     find_api_key,
     format_duration,
     load_config,
@@ -59,10 +60,9 @@ def _config_path(obj: object) -> Path:
 
 def _summary(path: Path, config: Config, api_key: ApiKey | None) -> list[str]:
     api, watch, retention = config.api, config.watch, config.retention
+    server = describe_server(api.server_url)
     if api.is_embedded:
-        server = f"embedded emulator (data in {config.state.embedded_data_dir})"
-    else:
-        server = api.server_url
+        server += f", data in {config.state.embedded_data_dir}"
     lines = [
         f"config:    {path.absolute()} (ok)",
         f"server:    {server}",

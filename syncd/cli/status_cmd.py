@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from syncd.cli.context import load_config_or_exit, open_store_or_exit
+from syncd.config import describe_server
 from syncd.documents import file_json
 from syncd.domain import LocalState
 from syncd.engine import adopt_legacy_keys, folder_specs
@@ -70,8 +71,10 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     finally:
         store.dispose()
     folder_counts = {names[k]: counts.get(k, {}) for k in specs}
+    server = describe_server(config.api.server_url)
     if as_json:
         document = {
+            "server": {"url": config.api.server_url, "described": server},
             "folders": [
                 {
                     "name": names[k],
@@ -86,6 +89,7 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         click.echo(json.dumps(document, indent=2))
         return
     console = Console()
+    console.print(Text(f"Files API: {server}"))
     summary = Table(title="Folders")
     for column in ("folder", "purpose", "files", "by state"):
         summary.add_column(column, justify="right" if column == "files" else "left")

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from syncd.cli.context import (
     EXIT_CONFIG,
@@ -33,6 +34,7 @@ from syncd.cli.context import (
     load_config_or_exit,
     open_store_or_exit,
 )
+from syncd.config import describe_server
 from syncd.connection import connect
 from syncd.engine import Engine, SyncReport
 from syncd.errors import ApiError, ConfigError, StoreError
@@ -149,6 +151,9 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
                     view.start_uploads(*engine.pending_totals())
 
             report = engine.sync_once(stop=stop, after_scan=after_scan)
+            server = describe_server(
+                connection.server_url, embedded=connection.embedded is not None
+            )
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except (ApiError, StoreError) as exc:
@@ -158,7 +163,7 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
         fail("interrupted; pending uploads stay queued for the next run", 130)
     finally:
         store.dispose()
-    _print_report(console, report)
+    _print_report(console, report, server)
     sys.exit(_exit_code(report))
 
 
@@ -170,7 +175,8 @@ def _exit_code(report: SyncReport) -> int:
     return EXIT_OK
 
 
-def _print_report(console: Console, report: SyncReport) -> None:
+def _print_report(console: Console, report: SyncReport, server: str) -> None:
+    console.print(Text(f"Files API: {server}"))
     for folder, by_state in sorted(report.counts.items()):
         parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()) if n)
         console.print(f"{folder}: {parts or 'no files'}", highlight=False)

@@ -76,8 +76,9 @@ class _Table(BaseModel):
 class ApiConfig(_Table):
     """``[api]``: which Files API server to talk to, and how hard to try."""
 
-    server_url: StrictStr = endpoints.EMBEDDED_SERVER
-    """``"embedded"`` (the in-process emulator) or the API's http(s) base URL."""
+    server_url: StrictStr = endpoints.MISTRAL_SERVER
+    """The API's http(s) base URL (default: Mistral's), or ``"embedded"`` (the in-process
+    emulator, only when asked for)."""
     api_key_env: StrictStr = DEFAULT_API_KEY_ENV
     """Environment variable holding the API key; looked at first."""
     api_key_file: Path | None = None
