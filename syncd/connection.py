@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 import structlog
 
 from syncd.api import Mistral
-from syncd.config import ApiConfig, Config, resolve_api_key
+from syncd.config import ApiConfig, Config, require_api_key, resolve_api_key
+from syncd.config.credentials import missing_api_key_message
 from syncd.errors import ConfigError
 from syncd.logs import register_secret
 
@@ -37,13 +38,10 @@ class Connection:
 
 
 def _api_key(api: ApiConfig, environ: Mapping[str, str]) -> str:
-    key = resolve_api_key(api, environ)
-    if not key:
-        where = f"the {api.api_key_env} environment variable"
-        if api.api_key_file is not None:
-            where += f" or the file {api.api_key_file}"
-        raise ConfigError(f"no API key found: set {where} (keys never live in the TOML)")
-    return key
+    found = require_api_key(api, environ)
+    if found is None:  # only the embedded emulator needs none, and it is not this server
+        raise ConfigError(missing_api_key_message(api))
+    return found.value.get_secret_value()
 
 
 @contextmanager

@@ -152,6 +152,11 @@ class Pipeline:
 
     def _scan(self, folder: FolderSpec) -> ScanSummary:
         summary = ScanSummary(folder=folder.name)
+        with self._store.session() as s:
+            # Quarantined under another purpose: the config changed since, judge them again.
+            rejudged = repo.rejudge_quarantined(s, [folder.key], purpose_other_than=folder.purpose)
+        if rejudged:
+            log.info("quarantine_rejudged", folder=folder.name, files=rejudged, why="purpose")
         # The walk and the stored rows are merged in one pass, both in key order: no table of
         # every known path in memory. The session only reads; every write comes after it.
         with self._store.session() as s:

@@ -19,6 +19,7 @@ _COMMANDS = {
     "sync": "syncd.cli.sync_cmd:sync",
     "status": "syncd.cli.status_cmd:status",
     "nodes": "syncd.cli.nodes_cmd:nodes",
+    "retry": "syncd.cli.retry_cmd:retry",
     "files": "syncd.cli.files:files",
     "migrate": "syncd.cli.migrate_cmd:migrate",
     "emulator": "syncd.cli.emulator:emulator",

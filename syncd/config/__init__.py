@@ -11,7 +11,7 @@ one line each), and the value parsers ``durations``, ``schedules``, ``endpoints`
 
 from __future__ import annotations
 
-from syncd.config.credentials import ApiKey, find_api_key, resolve_api_key
+from syncd.config.credentials import ApiKey, find_api_key, require_api_key, resolve_api_key
 from syncd.config.durations import format_duration, parse_duration
 from syncd.config.endpoints import LOCAL_EMULATOR_NOTE, describe_server
 from syncd.config.loader import DEFAULT_CONFIG_PATH, load_config, parse_config
@@ -46,5 +46,6 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "require_api_key",
     "resolve_api_key",
 ]

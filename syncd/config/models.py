@@ -371,6 +371,10 @@ class FolderConfig(_Table):
     """The folder (relative: to the config file's directory)."""
     name: NonEmptyStr = ""
     """Label in logs, status and metrics; default: the folder's last path component."""
+    # Before ``purpose``: its validator reads this one.
+    allow_unknown_purpose: StrictBool = False
+    """Accept a purpose syncd does not know (one the API added later): uploaded without
+    content checks. Without it, an unknown purpose is an error (usually a typo)."""
     purpose: NonEmptyStr
     """Files API purpose of every file uploaded from here (fine-tune, batch, ocr, audio...)."""
     include: tuple[NonEmptyStr, ...] = Field(default=(), min_length=1)
@@ -433,7 +437,7 @@ class FolderConfig(_Table):
 
     @field_validator("purpose")
     @classmethod
-    def _check_purpose(cls, value: str) -> str:
+    def _check_purpose(cls, value: str, info: ValidationInfo) -> str:
         if value != value.strip():
             raise ValueError("must not start or end with whitespace")
         if len(value) > PURPOSE_LENGTH:
@@ -441,6 +445,8 @@ class FolderConfig(_Table):
             raise ValueError(
                 f"must be at most {PURPOSE_LENGTH} characters (the state database's limit)"
             )
+        if value not in purposes.KNOWN_PURPOSES and not info.data.get("allow_unknown_purpose"):
+            raise ValueError(purposes.unknown_purpose_message(value))
         return value
 
     @field_validator("batch_endpoint", mode="before")
@@ -495,8 +501,9 @@ class Config(_Table):
         for index, folder in enumerate(self.folders):
             if folder.purpose not in purposes.KNOWN_PURPOSES:
                 found.append(
-                    f"folders[{index}].purpose: unknown purpose {folder.purpose!r} (known: "
-                    f"{known}); its files are uploaded as they are, without content checks"
+                    f"folders[{index}].purpose: unknown purpose {folder.purpose!r} allowed by "
+                    f"allow_unknown_purpose (known: {known}); its files are uploaded as they "
+                    "are, without content checks"
                 )
         for index, folder in enumerate(self.folders):
             if folder.batch_endpoint is not None and folder.purpose != "batch":
