@@ -155,7 +155,7 @@ class Daemon:
             connection = stack.enter_context(connect(self._config, self._environ))
             self._liveness = connection.client.liveness
             self._api_server = describe_server(
-                connection.server_url, embedded=connection.embedded is not None
+                connection.server_url, embedded=connection.is_local_emulator
             )
             engine = Engine(
                 self._config,

@@ -30,8 +30,52 @@ _COMMANDS = {
 }
 
 
+_CONFIG_OPTIONS = ("-c", "--config")
+
+
+def _hoist_config(args: list[str]) -> list[str]:
+    """``syncd status -c FILE`` means ``syncd -c FILE status``: a ``-c``/``--config`` after the
+    command (and before any ``--``) is moved in front of it. No command has a ``-c`` of its own.
+    """
+    command_at = None
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in _CONFIG_OPTIONS:
+            i += 2
+            continue
+        if not arg.startswith("-"):
+            command_at = i
+            break
+        i += 1
+    if command_at is None:
+        return args
+    moved: list[str] = []
+    rest: list[str] = []
+    tail = args[command_at:]
+    j = 0
+    while j < len(tail):
+        arg = tail[j]
+        if arg == "--":
+            rest.extend(tail[j:])
+            break
+        if arg in _CONFIG_OPTIONS and j + 1 < len(tail):
+            moved += [arg, tail[j + 1]]
+            j += 2
+            continue
+        if arg.startswith("--config=") or (arg.startswith("-c") and len(arg) > 2):
+            moved.append(arg)
+        else:
+            rest.append(arg)
+        j += 1
+    return [*args[:command_at], *moved, *rest]
+
+
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use (click's documented lazy pattern)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _hoist_config(args))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)

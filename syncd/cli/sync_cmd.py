@@ -151,9 +151,7 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
                     view.start_uploads(*engine.pending_totals())
 
             report = engine.sync_once(stop=stop, after_scan=after_scan)
-            server = describe_server(
-                connection.server_url, embedded=connection.embedded is not None
-            )
+            server = describe_server(connection.server_url, embedded=connection.is_local_emulator)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except (ApiError, StoreError) as exc:

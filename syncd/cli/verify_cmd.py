@@ -43,7 +43,7 @@ def verify_command(ctx: click.Context, as_json: bool, deep: bool) -> None:
     folders = folder_specs(config)
     store = open_store_read_only_or_exit(config)
     try:
-        with connected_or_exit(config) as connection:
+        with connected_or_exit(config, share_running=True) as connection:
             report = verify(store, connection.client.files, folders, deep=deep)
     except StoreError as exc:
         fail(str(exc))
