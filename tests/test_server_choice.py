@@ -59,7 +59,7 @@ def test_embedded_emulator_is_said_to_be_local_everywhere(tmp_path: Path) -> Non
     synced = invoke(config, "sync", "--no-progress")
     assert synced.exit_code == 0, synced.output
     assert NOTE in synced.stderr
-    shown = invoke(config, "status")
+    shown = invoke(config, "status", "--table")
     assert f"Files API: embedded emulator ({NOTE})" in shown.stdout
     document = json.loads(invoke(config, "status", "--json").stdout)
     assert document["server"] == {"url": "embedded", "described": f"embedded emulator ({NOTE})"}
