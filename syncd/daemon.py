@@ -39,13 +39,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from syncd.api.liveness import Liveness
 from syncd.config import Config, describe_server, load_config
 from syncd.connection import connect
-from syncd.engine import Engine, folder_specs
+from syncd.engine import Engine
 from syncd.errors import ConfigError, LocalFileError, StoreError
 from syncd.fleet_runtime import (
     FleetRuntime,
     NodeSnapshot,
     StateDatabaseMonitor,
 )
+from syncd.folder_specs import folder_specs
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.paths import to_key

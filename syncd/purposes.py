@@ -15,6 +15,7 @@ from typing import Literal
 __all__ = [
     "DEFAULT_EXCLUDE",
     "KNOWN_PURPOSES",
+    "PURPOSE_LENGTH",
     "ContentCheck",
     "PurposeRule",
     "rule_for",
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 ContentCheck = Literal["fine-tune", "batch", "none"]
+
+#: The longest purpose the state database stores (its column's size; PostgreSQL enforces it).
+PURPOSE_LENGTH = 32
 
 #: Hidden files, editor backups and partial downloads are never data.
 DEFAULT_EXCLUDE: tuple[str, ...] = (

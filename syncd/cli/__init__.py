@@ -12,7 +12,7 @@ import importlib
 
 import click
 
-__all__ = ["cli", "main"]
+__all__ = ["SHORT_HELP", "cli", "main"]
 
 #: Command name -> ``module:attribute`` of its click command, in the order ``--help`` lists them.
 _COMMANDS = {
@@ -72,6 +72,34 @@ def _hoist_config(args: list[str]) -> list[str]:
     return [*args[:command_at], *moved, *rest]
 
 
+#: Command name -> its one-line help for ``syncd --help``, kept here so listing the commands
+#: imports none of them (tests/test_cli_startup.py checks each against its command's own).
+SHORT_HELP = {
+    "run": "Watch the configured folders and upload new or changed files until stopped.",
+    "sync": "Scan every folder, upload everything new or changed, wait for it, then exit.",
+    "status": "Counts per folder and state, and per file its state, remote file id and any reason.",
+    "nodes": "Every node in the state store: alive or stale, version, last heartbeat, folders, "
+    "queue depth, oldest file not synced yet, and what it reports as wrong.",
+    "retry": "Requeue failed files and have quarantined files judged again.",
+    "files": "Work with files on the Files API the config talks to.",
+    "migrate": "Apply the state database migrations and print the revision before and after.",
+    "emulator": "Serve a local emulator of the Mistral Files API until SIGINT or SIGTERM.",
+    "check-config": "Validate the config file and print a summary (folders, state, server, API "
+    "key).",
+    "cleanup": "Delete remote files past their folder's retention age, now.",
+    "verify": "Check store, disk and remote against each other; change nothing.",
+    "manifest": "Print which bytes (folder, path, sha256) became which remote file, and when.",
+}
+
+
+def _shortened(text: str, limit: int) -> str:
+    """``text`` cut at a word to fit ``limit`` characters, with "..." (as click does)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 3, 1)].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:") + "..."
+
+
 class _LazyGroup(click.Group):
     """A group whose commands are imported on first use (click's documented lazy pattern)."""
 
@@ -90,6 +118,14 @@ class _LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list from ``SHORT_HELP``: printing help imports no command."""
+        width = formatter.width or 80
+        limit = width - 6 - max(len(name) for name in _COMMANDS)
+        rows = [(name, _shortened(SHORT_HELP[name], limit)) for name in _COMMANDS]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _COMMANDS.get(cmd_name)

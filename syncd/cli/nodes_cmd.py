@@ -20,9 +20,9 @@ from syncd.cli.context import fail, load_config_or_exit, open_store_or_exit
 from syncd.cli.output import porcelain_option, record, wants_porcelain
 from syncd.config.durations import format_duration
 from syncd.documents import node_json
-from syncd.engine import folder_specs
 from syncd.errors import StoreError
 from syncd.fleet_runtime import database_now
+from syncd.folder_specs import folder_specs
 from syncd.paths import printable_key
 from syncd.store import repo
 

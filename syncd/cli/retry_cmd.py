@@ -6,8 +6,8 @@ from __future__ import annotations
 import click
 
 from syncd.cli.context import fail, load_config_or_exit, open_store_or_exit
-from syncd.engine import adopt_legacy_keys, folder_specs
 from syncd.errors import StoreError
+from syncd.folder_specs import adopt_legacy_keys, folder_specs
 from syncd.store import repo
 
 __all__ = ["retry"]

@@ -6,11 +6,12 @@ import contextlib
 import json
 import sys
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 from syncd.cli.context import load_config_or_exit, open_store_or_exit
 from syncd.cli.output import porcelain_option, wants_porcelain
@@ -18,8 +19,8 @@ from syncd.cli.output import record as record_line
 from syncd.config import describe_server
 from syncd.documents import file_json
 from syncd.domain import LocalState
-from syncd.engine import adopt_legacy_keys, folder_specs
 from syncd.errors import StoreError
+from syncd.folder_specs import adopt_legacy_keys, folder_specs
 from syncd.paths import printable_key
 from syncd.store import repo
 from syncd.store.records import LocalFileRecord
@@ -38,6 +39,8 @@ _NEEDS_ATTENTION = (
 
 def _reason(record: LocalFileRecord) -> Text:
     """Why the file is in its state, then its validation warnings (accepted, worth a look)."""
+    from rich.text import Text
+
     lines = [printable_key(record.last_error)] if record.last_error else []
     if record.warnings:
         lines += [f"warning: {printable_key(w)}" for w in record.warnings.splitlines()]
@@ -119,6 +122,11 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
                 )
             )
         ctx.exit(code)
+    # rich only for the tables: a pipe (and cron) never pays for importing it.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console()
     console.print(Text(f"Files API: {server}"))
     summary = Table(title="Folders")

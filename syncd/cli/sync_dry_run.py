@@ -15,8 +15,8 @@ from syncd.cli.context import EXIT_FAILURE, EXIT_OK, fail, open_store_or_exit
 from syncd.cli.output import record
 from syncd.config import Config
 from syncd.domain import LocalState
-from syncd.engine import adopt_legacy_keys, folder_specs
 from syncd.errors import LocalFileError, StoreError
+from syncd.folder_specs import adopt_legacy_keys, folder_specs
 from syncd.pipeline import Pipeline
 from syncd.store import repo
 

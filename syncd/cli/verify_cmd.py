@@ -16,8 +16,8 @@ from rich.table import Table
 from syncd.cli.access import connected_or_exit, log_to_stderr, open_store_read_only_or_exit
 from syncd.cli.context import EXIT_FAILURE, EXIT_OK, fail, load_config_or_exit
 from syncd.cli.output import porcelain_option, record, wants_porcelain
-from syncd.engine import folder_specs
 from syncd.errors import StoreError
+from syncd.folder_specs import folder_specs
 from syncd.verify import VerifyReport, verify
 
 __all__ = ["verify_command"]

@@ -45,7 +45,6 @@ from syncd.config.field_types import (
     resolve_path,
 )
 from syncd.config.problems import HiddenValueError
-from syncd.store.schema import PURPOSE_LENGTH
 from syncd.validation.batch import BATCH_ENDPOINTS, BatchEndpoint
 
 __all__ = [
@@ -440,10 +439,10 @@ class FolderConfig(_Table):
     def _check_purpose(cls, value: str, info: ValidationInfo) -> str:
         if value != value.strip():
             raise ValueError("must not start or end with whitespace")
-        if len(value) > PURPOSE_LENGTH:
+        if len(value) > purposes.PURPOSE_LENGTH:
             # The state database stores it in a column of that size (PostgreSQL enforces it).
             raise ValueError(
-                f"must be at most {PURPOSE_LENGTH} characters (the state database's limit)"
+                f"must be at most {purposes.PURPOSE_LENGTH} characters (the state database's limit)"
             )
         if value not in purposes.KNOWN_PURPOSES and not info.data.get("allow_unknown_purpose"):
             raise ValueError(purposes.unknown_purpose_message(value))
