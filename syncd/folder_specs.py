@@ -4,16 +4,15 @@ store identity. Light on purpose: ``syncd status`` and ``retry`` need the keys, 
 
 from __future__ import annotations
 
-import structlog
-
 from syncd.config import Config, FolderConfig
+from syncd.logs import get_logger
 from syncd.paths import IgnoreRules
 from syncd.pipeline import FolderSpec
 from syncd.store import Store, repo
 
 __all__ = ["adopt_legacy_keys", "folder_spec", "folder_specs"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 def folder_spec(folder: FolderConfig, node: str) -> FolderSpec:

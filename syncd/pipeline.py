@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
 from sqlalchemy.orm import Session
 
 from syncd import plan
 from syncd.domain import FileStat, LocalState
 from syncd.errors import FileChangedError, FileVanishedError, LocalFileError
 from syncd.hashing import hash_file, stat_file
+from syncd.logs import get_logger
 from syncd.paths import IgnoreRules
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
@@ -34,7 +34,7 @@ from syncd.validation import ValidationMode, ValidationResult, validate_file
 
 __all__ = ["FolderSpec", "Pipeline", "ScanSummary", "utc_now"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Stat recorded for paths that are not regular files we can read (problems shown in status).
 _NO_STAT = FileStat(size=0, mtime_ns=0, inode=0)
