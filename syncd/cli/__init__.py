@@ -163,7 +163,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     default="/etc/syncd/config.toml",
     show_default=True,
     type=click.Path(dir_okay=False),
-    help="TOML configuration file (also SYNCD_CONFIG).",
+    help="TOML configuration file (also SYNCD_CONFIG); may also follow the command.",
 )
 @click.pass_context
 def cli(ctx: click.Context, config_path: str) -> None:
