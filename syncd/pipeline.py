@@ -80,6 +80,11 @@ class FolderSpec:
         return f"{self.node}:{self.root}" if self.node else str(self.root)
 
     @property
+    def judging_settings(self) -> str:
+        """What a verdict on a file's content depends on: purpose, mode, batch endpoint."""
+        return f"{self.purpose}|{self.validate}|{self.batch_endpoint or ''}"
+
+    @property
     def legacy_key(self) -> str:
         """The key of this folder's rows in stores written before fleet mode: its path."""
         return str(self.root)
@@ -153,10 +158,12 @@ class Pipeline:
     def _scan(self, folder: FolderSpec) -> ScanSummary:
         summary = ScanSummary(folder=folder.name)
         with self._store.session() as s:
-            # Quarantined under another purpose: the config changed since, judge them again.
-            rejudged = repo.rejudge_quarantined(s, [folder.key], purpose_other_than=folder.purpose)
+            # Quarantined under other settings (the config changed since): judge them again.
+            rejudged = repo.rejudge_if_settings_changed(
+                s, folder.key, purpose=folder.purpose, settings=folder.judging_settings
+            )
         if rejudged:
-            log.info("quarantine_rejudged", folder=folder.name, files=rejudged, why="purpose")
+            log.info("quarantine_rejudged", folder=folder.name, files=rejudged)
         # The walk and the stored rows are merged in one pass, both in key order: no table of
         # every known path in memory. The session only reads; every write comes after it.
         with self._store.session() as s:

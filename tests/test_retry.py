@@ -60,12 +60,11 @@ def test_file_quarantined_under_another_purpose_is_judged_again(
     assert remote_names(emulator, api_key) == ["a.jsonl"]
 
 
-def test_retry_has_quarantined_files_judged_again(
+def test_file_quarantined_under_another_batch_endpoint_is_judged_again(
     tmp_path: Path, emulator: EmulatorServer, api_key: str, run_cli: Run
 ) -> None:
-    """A batch request without "messages" is quarantined under batch_endpoint; the config
-    drops the endpoint (same purpose): only `syncd retry` makes the next sync look again,
-    and the file then uploads."""
+    """A batch request without "messages" is quarantined under batch_endpoint; once the
+    config drops the endpoint (same purpose, same bytes), the next sync uploads it."""
     folder = tmp_path / "batch"
     folder.mkdir()
     (folder / "a.jsonl").write_text(
@@ -74,14 +73,33 @@ def test_retry_has_quarantined_files_judged_again(
     strict = FolderSetup(folder, "batch", extra={"batch_endpoint": '"/v1/chat/completions"'})
     config = write_config(tmp_path, server_url=emulator.url, folders=[strict])
     assert run_cli(config, "sync", "--no-progress").exit_code == 3
-    loose = FolderSetup(folder, "batch")
-    write_config(tmp_path, server_url=emulator.url, folders=[loose])
-    assert run_cli(config, "sync", "--no-progress").exit_code == 3  # identical bytes: kept
+    assert run_cli(config, "sync", "--no-progress").exit_code == 3  # same settings: kept
+    write_config(tmp_path, server_url=emulator.url, folders=[FolderSetup(folder, "batch")])
+    assert run_cli(config, "sync", "--no-progress").exit_code == 0
+    assert remote_names(emulator, api_key) == ["a.jsonl"]
+
+
+def test_retry_has_a_file_the_api_refused_tried_again(
+    tmp_path: Path,
+    make_emulator: Callable[..., EmulatorServer],
+    api_key: str,
+    run_cli: Run,
+) -> None:
+    """The API refused a file (413: over its size limit) and it was quarantined; the API's
+    limit has since changed, the config has not: only `syncd retry` makes syncd try again."""
+    strict = make_emulator(max_upload_bytes=100)
+    folder = tmp_path / "ft"
+    write_chat_file(folder / "a.jsonl", n=20)
+    config = write_config(tmp_path, server_url=strict.url, folders=[FolderSetup(folder)])
+    assert run_cli(config, "sync", "--no-progress").exit_code == 3
+    roomy = make_emulator()
+    write_config(tmp_path, server_url=roomy.url, folders=[FolderSetup(folder)])
+    assert run_cli(config, "sync", "--no-progress").exit_code == 3  # still quarantined
     retried = run_cli(config, "retry")
     assert retried.exit_code == 0, retried.output
     assert "1 quarantined file(s) to be judged again" in retried.stdout
     assert run_cli(config, "sync", "--no-progress").exit_code == 0
-    assert remote_names(emulator, api_key) == ["a.jsonl"]
+    assert remote_names(roomy, api_key) == ["a.jsonl"]
 
 
 def test_retry_requeues_failed_files(
