@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, str] = {
     "rescan": "benchmarks.bench_rescan",
     "validation": "benchmarks.bench_validation",
     "fleet": "benchmarks.bench_fleet",
+    "cli_startup": "benchmarks.bench_cli_startup",
 }
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.json"

@@ -19,7 +19,7 @@ from benchmarks.results import Figure, Target, result, times
 from benchmarks.servers import EmulatorProcess
 from benchmarks.synced_tree import discard_synced_tree, synced_tree
 from syncd.config import load_config
-from syncd.engine import folder_spec
+from syncd.folder_specs import folder_spec
 from syncd.pipeline import Pipeline
 from syncd.store import open_store
 

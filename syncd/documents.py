@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from syncd.retention import Deletion
-from syncd.retention_job import RetentionResult, RetentionSettings
 from syncd.store.records import AuditRecord, LocalFileRecord, NodeRecord, RemoteFileRecord
+
+if TYPE_CHECKING:  # the retention job's stack (the API client) is not loaded by `syncd status`
+    from syncd.retention import Deletion
+    from syncd.retention_job import RetentionResult, RetentionSettings
 
 __all__ = [
     "audit_json",

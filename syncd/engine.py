@@ -13,51 +13,19 @@ from dataclasses import dataclass, field
 import structlog
 
 from syncd.api import Files
-from syncd.config import Config, FolderConfig
+from syncd.config import Config
 from syncd.domain import LocalState
 from syncd.errors import ApiError, LocalFileError
-from syncd.paths import IgnoreRules
+from syncd.folder_specs import adopt_legacy_keys, folder_spec, folder_specs
 from syncd.pipeline import FolderSpec, Pipeline, ScanSummary
 from syncd.reconcile import ReconcileReport, reconcile_remote
 from syncd.retry import DEFAULT_RETRY_POLICY
 from syncd.store import Store, repo
 from syncd.upload import Uploader, UploadEvent, UploadSettings
 
-__all__ = ["Engine", "SyncReport", "folder_spec", "folder_specs"]
+__all__ = ["Engine", "SyncReport", "adopt_legacy_keys", "folder_spec", "folder_specs"]
 
 log = structlog.get_logger(__name__)
-
-
-def folder_spec(folder: FolderConfig, node: str) -> FolderSpec:
-    return FolderSpec(
-        name=folder.name,
-        root=folder.path,
-        purpose=folder.purpose,
-        rules=IgnoreRules(folder.include, folder.exclude),
-        validate=folder.validation,
-        on_change=folder.on_change,
-        batch_endpoint=folder.batch_endpoint,
-        node=node,
-        shared_id=folder.id if folder.shared else None,
-    )
-
-
-def adopt_legacy_keys(store: Store, specs: dict[str, FolderSpec]) -> int:
-    """Re-key the rows of stores written before fleet mode (keyed by path) to ``specs``' keys;
-    returns how many local rows moved (0 once done)."""
-    with store.session() as s:
-        moved = repo.adopt_legacy_folder_keys(
-            s, {spec.legacy_key: spec.key for spec in specs.values()}
-        )
-    if moved:
-        log.info("folder_rows_rekeyed", rows=moved, folders=[s.name for s in specs.values()])
-    return moved
-
-
-def folder_specs(config: Config) -> dict[str, FolderSpec]:
-    """Configured folders keyed by their store identity (``<node>:<path>`` or ``shared:<id>``)."""
-    specs = (folder_spec(f, config.node.name) for f in config.folders)
-    return {spec.key: spec for spec in specs}
 
 
 @dataclass(slots=True)

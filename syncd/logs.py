@@ -12,21 +12,47 @@ import re
 import sys
 import threading
 from collections.abc import Mapping
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-import structlog
-from structlog.typing import EventDict, Processor, WrappedLogger
+if TYPE_CHECKING:
+    from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = [
     "REDACTED",
     "SecretRedactor",
     "configure_logging",
+    "get_logger",
     "redact_text",
     "register_secret",
     "reset_logging",
 ]
 
 REDACTED = "[redacted]"
+
+
+class _LazyLogger:
+    """``structlog.get_logger(name)``, imported on the first log call: structlog (and the
+    rich it loads for tracebacks) costs a quick command like ``syncd status`` a tenth of its
+    start-up, and most modules only log on their slow paths."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, attribute: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, attribute)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger for ``name`` that imports structlog on first use."""
+    return _LazyLogger(name)
+
 
 LogFormat = Literal["json", "console", "auto"]
 
@@ -218,6 +244,8 @@ def configure_logging(
     level_number = _level_number(level)
     renderer = _renderer(fmt, output)
     writer = _LineWriter(output)
+    import structlog
+
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
@@ -262,6 +290,8 @@ def reset_logging() -> None:
 
     Registered secrets stay registered.
     """
+    import structlog
+
     structlog.reset_defaults()
     root = logging.getLogger()
     _remove_syncd_handlers(root)
@@ -284,6 +314,8 @@ def _level_number(level: str) -> int:
 
 
 def _renderer(fmt: str, stream: TextIO) -> Processor:
+    import structlog
+
     is_terminal = _is_terminal(stream)
     if fmt == "json" or (fmt == "auto" and not is_terminal):
         return structlog.processors.JSONRenderer()

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from stat import S_ISDIR
 
-import structlog
 from sqlalchemy.orm import Session
 
 from syncd import plan
@@ -28,6 +27,7 @@ from syncd.beneath import lstat_beneath
 from syncd.domain import FileStat, LocalState
 from syncd.errors import FileChangedError, FileVanishedError, LocalFileError
 from syncd.hashing import hash_file, stat_file
+from syncd.logs import get_logger
 from syncd.paths import IgnoreRules, is_valid_utf8_name
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
@@ -36,7 +36,7 @@ from syncd.validation import ValidationMode, ValidationResult, validate_file
 
 __all__ = ["FolderSpec", "Pipeline", "ScanSummary", "utc_now"]
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 #: Stat recorded for paths that are not regular files we can read (problems shown in status).
 _NO_STAT = FileStat(size=0, mtime_ns=0, inode=0)
@@ -80,6 +80,11 @@ class FolderSpec:
         if self.shared_id is not None:
             return f"shared:{self.shared_id}"
         return f"{self.node}:{self.root}" if self.node else str(self.root)
+
+    @property
+    def judging_settings(self) -> str:
+        """What a verdict on a file's content depends on: purpose, mode, batch endpoint."""
+        return f"{self.purpose}|{self.validate}|{self.batch_endpoint or ''}"
 
     @property
     def legacy_key(self) -> str:
@@ -154,6 +159,13 @@ class Pipeline:
 
     def _scan(self, folder: FolderSpec) -> ScanSummary:
         summary = ScanSummary(folder=folder.name)
+        with self._store.session() as s:
+            # Quarantined under other settings (the config changed since): judge them again.
+            rejudged = repo.rejudge_if_settings_changed(
+                s, folder.key, purpose=folder.purpose, settings=folder.judging_settings
+            )
+        if rejudged:
+            log.info("quarantine_rejudged", folder=folder.name, files=rejudged)
         # The walk and the stored rows are merged in one pass, both in key order: no table of
         # every known path in memory. The session only reads; every write comes after it.
         with self._store.session() as s:

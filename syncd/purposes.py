@@ -1,25 +1,31 @@
 """What each Files API purpose accepts: file types, default include globs, content checks.
 
 One table, read by config (defaults for a folder's ``include``) and by validation (which
-extensions and which content check apply). A purpose without a rule gets the permissive one
-rather than an error here: config only warns about it, and the API itself refuses a purpose
-outside its closed enum with 422 (the file is then quarantined).
+extensions and which content check apply). An unknown purpose is a config error (a typo, with
+a did-you-mean) unless the folder sets ``allow_unknown_purpose``; it then gets the permissive
+rule, and the API refuses it with 422 if it is not in its enum (the file is then quarantined).
 """
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
     "DEFAULT_EXCLUDE",
     "KNOWN_PURPOSES",
+    "PURPOSE_LENGTH",
     "ContentCheck",
     "PurposeRule",
     "rule_for",
+    "unknown_purpose_message",
 ]
 
 ContentCheck = Literal["fine-tune", "batch", "none"]
+
+#: The longest purpose the state database stores (its column's size; PostgreSQL enforces it).
+PURPOSE_LENGTH = 32
 
 #: Hidden files, editor backups and partial downloads are never data.
 DEFAULT_EXCLUDE: tuple[str, ...] = (
@@ -87,3 +93,15 @@ KNOWN_PURPOSES: tuple[str, ...] = tuple(_RULES)
 def rule_for(purpose: str) -> PurposeRule:
     """The rule for ``purpose``; an unknown purpose accepts any file and checks no content."""
     return _RULES.get(purpose, PurposeRule(purpose, (), "none"))
+
+
+def unknown_purpose_message(purpose: str) -> str:
+    """Why ``purpose`` is refused, with the nearest known one when it looks like a typo."""
+    normalized = purpose.lower().replace("_", "-").replace(" ", "-")
+    close = difflib.get_close_matches(normalized, KNOWN_PURPOSES, n=1, cutoff=0.6)
+    hint = f'did you mean "{close[0]}"? ' if close else ""
+    known = ", ".join(KNOWN_PURPOSES)
+    return (
+        f"unknown purpose {purpose!r}: {hint}(known: {known}; for one the API added later, "
+        "also set allow_unknown_purpose = true)"
+    )

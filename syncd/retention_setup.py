@@ -12,7 +12,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from syncd.config import Config, RetentionConfig
-from syncd.engine import folder_spec
+from syncd.folder_specs import folder_spec
 from syncd.retention import FolderPolicy
 from syncd.retention_job import RetentionSettings
 

@@ -1,6 +1,6 @@
-"""The README's client examples, verbatim, run against the emulator.
+"""The client examples of docs/commands.md (once the README's), verbatim, run against the emulator.
 
-The strings below are exactly the README's code blocks; if one stops working, this fails.
+The strings below are exactly those code blocks; if one stops working, this fails.
 """
 
 from __future__ import annotations

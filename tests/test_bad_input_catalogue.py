@@ -37,7 +37,7 @@ from syncd.api import Mistral
 from syncd.cli import cli
 from syncd.config import load_config
 from syncd.emulator import EmulatorServer
-from syncd.engine import folder_spec
+from syncd.folder_specs import folder_spec
 from syncd.paths import printable_key
 from syncd.pipeline import Pipeline
 from syncd.store import open_store, repo

@@ -194,10 +194,12 @@ def test_wrong_key_exit_1_and_key_never_printed(emulator: EmulatorServer) -> Non
 
 
 def test_missing_key(emulator: EmulatorServer) -> None:
-    """No MISTRAL_API_KEY exits 1 and says which variable to set."""
+    """No MISTRAL_API_KEY exits 78 (as sync does) and says which variable to set, in the words
+    of the command line (no Python's "pass api_key=")."""
     result = run({"MISTRAL_API_KEY": "", "MISTRAL_SERVER_URL": emulator.url}, "list")
-    assert result.exit_code == 1
+    assert result.exit_code == 78
     assert "MISTRAL_API_KEY" in result.stderr
+    assert "api_key=" not in result.stderr
 
 
 def test_server_url_option_wins(env: dict[str, str], emulator: EmulatorServer) -> None:
@@ -232,3 +234,57 @@ def test_entry_point_prints_pure_json(env: dict[str, str], tmp_path: Path) -> No
     [info] = json.loads(completed.stdout)
     assert info["filename"] == "sub.jsonl"
     assert env["MISTRAL_API_KEY"] not in completed.stdout + completed.stderr
+
+
+def _config(tmp_path: Path, api: str) -> Path:
+    (tmp_path / "data").mkdir(exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"[api]\n{api}\n[state]\nurl = 'sqlite:///{tmp_path}/state.db'\n"
+        "[[folders]]\npath = 'data'\npurpose = 'fine-tune'\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_files_uses_the_config_server_and_key_file(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str
+) -> None:
+    """-c: the config's server_url and its api_key_file (no key in the environment); -c after
+    the command works too."""
+    (tmp_path / "key").write_text(api_key + "\n", encoding="utf-8")
+    config = _config(tmp_path, f"server_url = '{emulator.url}'\napi_key_file = 'key'")
+    upload = _jsonl(tmp_path, "c.jsonl")
+    env = {"MISTRAL_API_KEY": "", "MISTRAL_SERVER_URL": ""}
+    before = CliRunner().invoke(
+        cli, ["-c", str(config), "files", "upload", str(upload), "--purpose", "fine-tune"], env=env
+    )
+    assert before.exit_code == 0, before.output
+    after = CliRunner().invoke(cli, ["files", "list", "--json", "-c", str(config)], env=env)
+    assert after.exit_code == 0, after.output
+    assert [f["filename"] for f in json.loads(after.stdout)["data"]] == ["c.jsonl"]
+
+
+def test_files_reaches_the_embedded_emulator_of_the_config(tmp_path: Path) -> None:
+    """server_url = "embedded" with no daemon running: the emulator starts for the command, on
+    the config's data dir, so an upload is still there for the next command."""
+    config = _config(tmp_path, "server_url = 'embedded'")
+    env = {"MISTRAL_API_KEY": "", "MISTRAL_SERVER_URL": ""}
+    args = ["-c", str(config), "files"]
+    upload = _jsonl(tmp_path, "e.jsonl")
+    done = CliRunner().invoke(
+        cli, [*args, "upload", str(upload), "--purpose", "fine-tune"], env=env
+    )
+    assert done.exit_code == 0, done.output
+    listed = CliRunner().invoke(cli, [*args, "list", "--json"], env=env)
+    assert listed.exit_code == 0, listed.output
+    assert [f["filename"] for f in json.loads(listed.stdout)["data"]] == ["e.jsonl"]
+
+
+def test_named_config_that_is_missing_exits_78(tmp_path: Path) -> None:
+    """-c naming no file is a config error, not a silent fall back to the environment."""
+    result = CliRunner().invoke(
+        cli, ["-c", str(tmp_path / "absent.toml"), "files", "list"], env={"MISTRAL_API_KEY": "k"}
+    )
+    assert result.exit_code == 78
+    assert "config file not found" in result.stderr

@@ -55,8 +55,8 @@ class TestValidConfig:
     def test_minimal_config_gets_documented_defaults(self, tmp_path: Path) -> None:
         """Only a folder given: every other key takes the default the docs promise."""
         config = load(tmp_path, FOLDER)
-        assert config.api.server_url == "embedded"
-        assert config.api.is_embedded
+        assert config.api.server_url == "https://api.mistral.ai"
+        assert not config.api.is_embedded
         assert config.api.api_key_env == "MISTRAL_API_KEY"
         assert config.api.api_key_file is None
         assert config.api.timeout == timedelta(minutes=1)
@@ -183,13 +183,34 @@ class TestValidConfig:
         with pytest.raises(pydantic.ValidationError):
             config.api.concurrency = 10
 
-    def test_unknown_purpose_is_a_warning_not_an_error(self, tmp_path: Path) -> None:
-        """The API's purpose list is open: an unknown one loads, with a warning naming it."""
-        config = load(tmp_path, '[[folders]]\npath = "data"\npurpose = "agentic_safety"\n')
+    def test_unknown_purpose_allowed_explicitly_is_a_warning(self, tmp_path: Path) -> None:
+        """The API's purpose list is open: with allow_unknown_purpose an unknown one loads,
+        with a warning naming it."""
+        config = load(
+            tmp_path,
+            '[[folders]]\npath = "data"\npurpose = "agentic_safety"\n'
+            "allow_unknown_purpose = true\n",
+        )
         assert config.folders[0].include == ("*",)
         (warning,) = config.warnings
         assert warning.startswith("folders[0].purpose: unknown purpose 'agentic_safety'")
         assert "fine-tune" in warning
+
+    @pytest.mark.parametrize(
+        ("typo", "meant"),
+        [("finetune", "fine-tune"), ("fine_tune", "fine-tune"), ("Batch", "batch"), ("ocr ", None)],
+    )
+    def test_unknown_purpose_is_an_error_with_a_did_you_mean(
+        self, tmp_path: Path, typo: str, meant: str | None
+    ) -> None:
+        """A typo in purpose is refused, naming the purpose it most likely meant."""
+        (line,) = problems(tmp_path, f'[[folders]]\npath = "data"\npurpose = "{typo}"\n')
+        assert line.startswith("folders[0].purpose:")
+        if meant is None:
+            assert "whitespace" in line
+        else:
+            assert f'unknown purpose {typo!r}: did you mean "{meant}"?' in line
+            assert "allow_unknown_purpose = true" in line
 
     def test_state_database_inside_a_folder_is_a_warning(self, tmp_path: Path) -> None:
         """A state database inside a watched folder is flagged."""
@@ -215,15 +236,15 @@ class TestPathResolution:
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
         monkeypatch.chdir(elsewhere)
-        config = load(tmp_path / "etc", '[[folders]]\npath = "../data/./ft"\npurpose = "x"\n')
+        config = load(tmp_path / "etc", '[[folders]]\npath = "../data/./ft"\npurpose = "ocr"\n')
         assert config.folders[0].path == tmp_path / "data" / "ft"
 
     def test_absolute_and_home_paths(self, tmp_path: Path) -> None:
         """Absolute paths stay; ``~`` expands to the home directory."""
         config = load(
             tmp_path,
-            f'[[folders]]\npath = "{tmp_path / "abs"}"\npurpose = "x"\n'
-            '[[folders]]\npath = "~/syncd-data"\npurpose = "x"\n',
+            f'[[folders]]\npath = "{tmp_path / "abs"}"\npurpose = "ocr"\n'
+            '[[folders]]\npath = "~/syncd-data"\npurpose = "ocr"\n',
         )
         assert config.folders[0].path == tmp_path / "abs"
         assert config.folders[1].path == Path.home().resolve() / "syncd-data"
@@ -644,7 +665,8 @@ class TestBadValues:
         """The state store keeps a purpose in 32 characters: a longer one is a config error
         (PostgreSQL would refuse every write of the folder's rows)."""
         longest = "p" * 32
-        config = load(tmp_path, FOLDER.replace("fine-tune", longest))
+        allowed = FOLDER + "allow_unknown_purpose = true\n"
+        config = load(tmp_path, allowed.replace("fine-tune", longest))
         assert config.folders[0].purpose == longest
         (line,) = problems(tmp_path, FOLDER.replace("fine-tune", longest + "q"))
         assert line.startswith(
@@ -696,7 +718,7 @@ class TestFolderSet:
 
     def test_nested_folder_paths(self, tmp_path: Path) -> None:
         """A folder inside another would upload its files twice: refused."""
-        text = '[[folders]]\npath = "data/inner"\npurpose = "x"\n' + FOLDER
+        text = '[[folders]]\npath = "data/inner"\npurpose = "ocr"\n' + FOLDER
         assert problems(tmp_path, text) == [
             f"folders: folders[0].path ({tmp_path / 'data' / 'inner'}) is inside "
             f"folders[1].path ({tmp_path / 'data'}); nested folders would upload the same "
@@ -754,7 +776,7 @@ class TestFileProblems:
         lines = problems(
             tmp_path,
             "[api]\napi_key = 'k-000000'\nconcurrency = 0\n[log]\nlevel = 'loud'\n"
-            "[[folders]]\npath = 'data'\npurpose = 'x'\nretention = 'forever'\n",
+            "[[folders]]\npath = 'data'\npurpose = 'ocr'\nretention = 'forever'\n",
         )
         assert [line.split(":")[0] for line in lines] == [
             "api.api_key",

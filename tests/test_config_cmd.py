@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from syncd.cli import cli
+from syncd.emulator import EmulatorServer
 
 KEY = "sk-check-config-7f3a9c"
 # Variables the command reads; cleared so the machine running the tests does not leak in.
@@ -40,12 +41,17 @@ def check(path: Path, env: Mapping[str, str] | None = None) -> Result:
 
 def test_valid_config_prints_a_summary(tmp_path: Path) -> None:
     """Exit 0 with folders (purpose, include, retention), state url and server listed."""
-    path = write_config(tmp_path, '[state]\nurl = "sqlite:///var/state.db"\n')
+    path = write_config(
+        tmp_path, '[api]\nserver_url = "embedded"\n[state]\nurl = "sqlite:///var/state.db"\n'
+    )
     result = check(path)
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"config:    {path} (ok)" in out
-    assert f"embedded emulator (data in {tmp_path / 'var' / 'emulator'})" in out
+    assert (
+        "embedded emulator (local emulator: nothing leaves this machine), "
+        f"data in {tmp_path / 'var' / 'emulator'}"
+    ) in out
     assert f"state:     sqlite:///{tmp_path}/var/state.db" in out
     assert f"  - data: {tmp_path / 'data'}" in out
     assert "purpose fine-tune, include *.jsonl, exclude built-in" in out
@@ -78,13 +84,27 @@ def test_key_found_in_file_is_reported_not_shown(tmp_path: Path) -> None:
     assert KEY not in result.output
 
 
-def test_missing_key_for_the_real_api_is_a_warning(tmp_path: Path) -> None:
-    """No key with a real server: 'not found' and a warning, still exit 0."""
-    path = write_config(tmp_path, '[api]\nserver_url = "https://api.mistral.ai"\n')
+def test_missing_key_for_a_real_api_exits_78_as_sync_does(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    """No key with a real server: 'not found', an error, and exit 78: the verdict and the
+    exit status of `syncd sync` on the same config."""
+    path = write_config(tmp_path, f'[api]\nserver_url = "{emulator.url}"\n')
     result = check(path)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 78, result.output
     assert "api key:   not found (looked in environment variable MISTRAL_API_KEY)" in result.stdout
-    assert "warning: no API key found" in result.stderr
+    assert "error: no API key found: set the MISTRAL_API_KEY environment variable" in result.stderr
+    synced = CliRunner().invoke(cli, ["-c", str(path), "sync", "--no-progress"], env=CLEAN_ENV)
+    assert synced.exit_code == result.exit_code
+    assert emulator.stats()["uploads"] == 0
+
+
+def test_missing_key_with_the_default_server_exits_78(tmp_path: Path) -> None:
+    """A config without server_url is Mistral's API: a key is needed."""
+    result = check(write_config(tmp_path, ""))
+    assert result.exit_code == 78, result.output
+    assert "server:    https://api.mistral.ai\n" in result.stdout
+    assert "error: no API key found" in result.stderr
 
 
 def test_database_password_in_the_url_exits_78_without_showing_it(tmp_path: Path) -> None:
@@ -109,7 +129,7 @@ def test_database_password_file_is_named_never_shown(tmp_path: Path) -> None:
         '[state]\nurl = "postgresql+psycopg://syncd@db/syncd?sslmode=verify-full"\n'
         'password_file = "db-password"\n',
     )
-    result = check(path, {"CREDENTIALS_DIRECTORY": str(credentials)})
+    result = check(path, {"CREDENTIALS_DIRECTORY": str(credentials), "MISTRAL_API_KEY": KEY})
     assert result.exit_code == 0, result.output
     assert "state:     postgresql+psycopg://syncd:***@db/syncd?sslmode=verify-full" in result.stdout
     assert f"           password from file {credentials / 'db-password'}" in result.stdout
@@ -120,13 +140,13 @@ def test_database_password_left_to_libpq_is_said_so(tmp_path: Path) -> None:
     """Without password_file the summary names libpq's sources: PGPASSWORD when it is set
     (never its value), else the password file libpq reads."""
     path = write_config(tmp_path, '[state]\nurl = "postgresql+psycopg://syncd@db/syncd"\n')
-    result = check(path, {"PGPASSFILE": str(tmp_path / "pgpass")})
+    result = check(path, {"PGPASSFILE": str(tmp_path / "pgpass"), "MISTRAL_API_KEY": KEY})
     assert result.exit_code == 0, result.output
     assert (
         f"password: none in the config (no password_file); libpq's password file "
         f"{tmp_path / 'pgpass'} applies" in result.stdout
     )
-    from_env = check(path, {"PGPASSWORD": "hunter22-env-secret"})
+    from_env = check(path, {"PGPASSWORD": "hunter22-env-secret", "MISTRAL_API_KEY": KEY})
     assert from_env.exit_code == 0, from_env.output
     assert "password from environment variable PGPASSWORD (libpq)" in from_env.stdout
     assert "hunter22" not in from_env.output
@@ -146,13 +166,42 @@ def test_unreadable_database_password_file_exits_78(tmp_path: Path) -> None:
     )
 
 
-def test_warnings_are_printed_and_exit_is_zero(tmp_path: Path) -> None:
-    """An unknown purpose and a missing folder are warnings on stderr, not failures."""
-    path = write_config(tmp_path, '[[folders]]\npath = "absent"\npurpose = "speech"\n')
+def test_allowed_unknown_purpose_is_a_warning_and_exit_is_zero(tmp_path: Path) -> None:
+    """An unknown purpose the config opts into is a warning on stderr, not a failure."""
+    path = write_config(
+        tmp_path,
+        '[api]\nserver_url = "embedded"\n'
+        '[[folders]]\npath = "data2"\npurpose = "speech"\nallow_unknown_purpose = true\n',
+    )
+    (tmp_path / "data2").mkdir()
     result = check(path)
     assert result.exit_code == 0, result.output
     assert "warning: folders[0].purpose: unknown purpose 'speech'" in result.stderr
-    assert f"warning: folders[0].path: {tmp_path / 'absent'} does not exist" in result.stderr
+
+
+def test_purpose_typo_exits_78_with_a_did_you_mean(tmp_path: Path) -> None:
+    """purpose = "finetune" is refused at once, naming "fine-tune"."""
+    path = write_config(tmp_path, '[[folders]]\npath = "data2"\npurpose = "finetune"\n')
+    result = check(path)
+    assert result.exit_code == 78, result.output
+    assert "folders[0].purpose: unknown purpose 'finetune': did you mean \"fine-tune\"?" in (
+        result.stderr
+    )
+
+
+def test_missing_folder_exits_as_sync_does(tmp_path: Path) -> None:
+    """A folder that does not exist: an error and the exit status `syncd sync` gives it (1)."""
+    path = write_config(
+        tmp_path,
+        '[api]\nserver_url = "embedded"\n'
+        f'[state]\nurl = "sqlite:///{tmp_path}/state.db"\n'
+        '[[folders]]\npath = "absent"\npurpose = "fine-tune"\n',
+    )
+    result = check(path)
+    assert result.exit_code == 1, result.output
+    assert f"error: folders[0].path: {tmp_path / 'absent'} does not exist" in result.stderr
+    synced = CliRunner().invoke(cli, ["-c", str(path), "sync", "--no-progress"], env=CLEAN_ENV)
+    assert synced.exit_code == result.exit_code, synced.output
 
 
 def test_bad_config_exits_78_with_one_error_line_per_problem(tmp_path: Path) -> None:
@@ -185,6 +234,8 @@ def test_unreadable_key_file_exits_78(tmp_path: Path) -> None:
 def test_config_path_from_syncd_config_variable(tmp_path: Path) -> None:
     """Without -c the path comes from $SYNCD_CONFIG."""
     path = write_config(tmp_path, "")
-    result = CliRunner().invoke(cli, ["check-config"], env={**CLEAN_ENV, "SYNCD_CONFIG": str(path)})
+    result = CliRunner().invoke(
+        cli, ["check-config"], env={**CLEAN_ENV, "SYNCD_CONFIG": str(path), "MISTRAL_API_KEY": KEY}
+    )
     assert result.exit_code == 0, result.output
     assert f"config:    {path} (ok)" in result.stdout

@@ -109,3 +109,16 @@ def test_ocr_sample_is_a_pdf() -> None:
     data = (REPO / "example-data/ocr/sample-page.pdf").read_bytes()
     assert data.startswith(b"%PDF-1.")
     assert data.rstrip().endswith(b"%%EOF")
+
+
+def test_production_template_talks_to_mistral_with_a_key_file(tmp_path: Path) -> None:
+    """config.production.toml (the README's way to production) loads: Mistral's API, the key
+    from a file, an absolute state path; check-config then only asks for the key file."""
+    (tmp_path / "mistral-api-key").write_text("sk-template-test\n", encoding="utf-8")
+    copy = tmp_path / "config.toml"
+    copy.write_text((REPO / "config.production.toml").read_text(encoding="utf-8"))
+    config = load_config(copy, environ={})
+    assert config.api.server_url == "https://api.mistral.ai"
+    assert config.api.api_key_file == tmp_path / "mistral-api-key"
+    assert config.state.database_path == Path("/var/lib/syncd/state.db")
+    assert [folder.purpose for folder in config.folders] == ["fine-tune"]

@@ -159,7 +159,7 @@ def test_the_daemon_heartbeats_and_syncd_nodes_shows_it_alive_beside_a_stale_nod
     assert ghost["folders"] == [{"key": "ghost:/srv/data", "name": None}]
     assert ghost["problems"] == ["disk [red]full[/red]"]
 
-    table = CliRunner().invoke(cli, ["-c", str(config), "nodes"], env={"COLUMNS": "200"})
+    table = CliRunner().invoke(cli, ["-c", str(config), "nodes", "--table"], env={"COLUMNS": "200"})
     assert table.exit_code == 0, table.output
     assert "alpha (this node)" in table.stdout
     assert "stale" in table.stdout and "alive" in table.stdout

@@ -18,7 +18,7 @@ from syncd.api import Mistral
 from syncd.cli import cli
 from syncd.config import load_config
 from syncd.emulator import EmulatorServer
-from syncd.engine import folder_specs
+from syncd.folder_specs import folder_specs
 from syncd.retention_job import RetentionResult, folder_block_reason, run_retention
 from syncd.retention_setup import retention_settings
 from syncd.store import Store, open_store, repo

@@ -236,6 +236,7 @@ def test_state_directory_and_database_are_private_even_with_umask_0(tmp_path: Pa
     state_dir = tmp_path / "fresh" / "deeper" / "state"
     config = tmp_path / "config.toml"
     config.write_text(
+        '[api]\nserver_url = "embedded"\n'
         f'[state]\nurl = "sqlite:///{state_dir}/state.db"\n'
         f'[[folders]]\npath = "{folder}"\npurpose = "fine-tune"\n',
         encoding="utf-8",

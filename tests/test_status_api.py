@@ -23,7 +23,7 @@ from syncd.api import Mistral
 from syncd.cli import cli
 from syncd.config import load_config
 from syncd.emulator import EmulatorServer
-from syncd.engine import folder_specs
+from syncd.folder_specs import folder_specs
 from syncd.retention_job import RetentionSettings
 from syncd.retention_preview import RetentionPreviewer
 from syncd.retention_setup import retention_settings

@@ -18,7 +18,7 @@ from syncd.cli import cli
 from syncd.cli.manifest_cmd import MANIFEST_FIELDS
 from syncd.config import load_config
 from syncd.emulator import EmulatorServer
-from syncd.engine import folder_specs
+from syncd.folder_specs import folder_specs
 from syncd.store import open_store, repo
 from tests.configs import FolderSetup, write_chat_file, write_config
 

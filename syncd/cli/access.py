@@ -38,17 +38,29 @@ def open_store_read_only_or_exit(config: Config) -> Store:
 
 
 @contextmanager
-def connected_or_exit(config: Config) -> Iterator[Connection]:
-    """The configured remote (starting the embedded emulator when the config says so)."""
+def connected_or_exit(config: Config, *, share_running: bool = False) -> Iterator[Connection]:
+    """The configured remote (starting the embedded emulator when the config says so).
+
+    ``share_running``: a reading command beside a running syncd talks to that syncd's
+    embedded emulator; otherwise (or when it publishes no address) it is refused in one line.
+    """
     try:
-        with connect(config, os.environ, max_retries=CLIENT_RETRIES) as connection:
+        with connect(
+            config, os.environ, max_retries=CLIENT_RETRIES, share_running=share_running
+        ) as connection:
             yield connection
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except DataDirBusyError:
+        if share_running:
+            fail(
+                f"the embedded emulator's data in {config.state.embedded_data_dir} is held by "
+                "a running syncd that publishes no address (an older version?); stop it or "
+                "restart it with this version"
+            )
         fail(
             f"the embedded emulator's data in {config.state.embedded_data_dir} is in use by "
-            "a running syncd; stop it first (or point [api] server_url at a real server)"
+            "a running syncd; stop it first (a dry run or `syncd verify` works beside it)"
         )
     except ApiError as exc:
         fail(str(exc))

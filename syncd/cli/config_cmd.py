@@ -2,7 +2,10 @@
 
 Shows where the API key and the database password come from (and whether the key was found),
 never the key or the password themselves.
-Exit status 0 when the config is usable (warnings included), 78 (EX_CONFIG) when it is not.
+
+The verdict is the one ``run`` and ``sync`` reach at start, with their exit status: 0 usable
+(warnings included); 78 (EX_CONFIG) when they would refuse to start (a bad file, no API key
+for a real server); 1 when ``sync`` would fail (a folder that does not exist).
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ from syncd.config import (
     ApiKey,
     Config,
     FolderConfig,
+    describe_server,
     find_api_key,
     format_duration,
     load_config,
+    require_api_key,
 )
 from syncd.config.database_urls import is_sqlite
 from syncd.config.loader import DEFAULT_CONFIG_PATH
@@ -29,12 +34,18 @@ from syncd.errors import ConfigError
 __all__ = ["check_config"]
 
 EXIT_CONFIG = os.EX_CONFIG  # 78: systemd's RestartPreventExitStatus= keeps a bad config down
+EXIT_FAILURE = 1  # what `syncd sync` exits with when a folder fails
 
 
 @click.command("check-config")
 @click.pass_context
 def check_config(ctx: click.Context) -> None:
-    """Validate the config file and print a summary (folders, state, server, API key)."""
+    """Validate the config file and print a summary (folders, state, server, API key).
+
+    Exit status: what `run` and `sync` would exit with at start: 0 usable, 78 a
+    configuration error (no API key for a real server included), 1 a folder that does not
+    exist (sync fails it).
+    """
     path = _config_path(ctx.obj)
     try:
         config = load_config(path)
@@ -45,8 +56,18 @@ def check_config(ctx: click.Context) -> None:
         ctx.exit(EXIT_CONFIG)
     for line in _summary(path, config, api_key):
         click.echo(line)
-    for warning in (*config.warnings, *_setup_warnings(config, api_key)):
+    for warning in config.warnings:
         click.echo(f"warning: {warning}", err=True)
+    code = 0
+    for error in _folder_errors(config):
+        click.echo(f"error: {error}", err=True)
+        code = EXIT_FAILURE
+    try:
+        require_api_key(config.api, os.environ)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = EXIT_CONFIG
+    ctx.exit(code)
 
 
 def _config_path(obj: object) -> Path:
@@ -59,10 +80,9 @@ def _config_path(obj: object) -> Path:
 
 def _summary(path: Path, config: Config, api_key: ApiKey | None) -> list[str]:
     api, watch, retention = config.api, config.watch, config.retention
+    server = describe_server(api.server_url)
     if api.is_embedded:
-        server = f"embedded emulator (data in {config.state.embedded_data_dir})"
-    else:
-        server = api.server_url
+        server += f", data in {config.state.embedded_data_dir}"
     lines = [
         f"config:    {path.absolute()} (ok)",
         f"server:    {server}",
@@ -154,17 +174,12 @@ def _describe_folder(folder: FolderConfig) -> list[str]:
     ]
 
 
-def _setup_warnings(config: Config, api_key: ApiKey | None) -> list[str]:
-    """Problems of the machine rather than the file: missing folders, no key for a real API."""
+def _folder_errors(config: Config) -> list[str]:
+    """Folders that are not there: ``sync`` fails them (exit 1), ``run`` reports them degraded."""
     found: list[str] = []
     for index, folder in enumerate(config.folders):
         if not folder.path.exists():
             found.append(f"folders[{index}].path: {folder.path} does not exist")
         elif not folder.path.is_dir():
             found.append(f"folders[{index}].path: {folder.path} is not a directory")
-    if api_key is None and not config.api.is_embedded:
-        found.append(
-            f"no API key found: set the environment variable {config.api.api_key_env} or "
-            "api.api_key_file; uploads will fail with an authentication error"
-        )
     return found

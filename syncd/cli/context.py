@@ -9,7 +9,6 @@ import click
 
 from syncd.config import Config, load_config
 from syncd.errors import ConfigError, StoreError
-from syncd.logs import configure_logging
 from syncd.store import Store, open_store
 
 __all__ = [
@@ -40,6 +39,8 @@ def load_config_or_exit(ctx: click.Context, *, log: bool = True) -> Config:
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     if log:
+        from syncd.logs import configure_logging  # structlog's console stack: not for `status`
+
         configure_logging(config.log.format, config.log.level)
     return config
 

@@ -1,8 +1,12 @@
 """``syncd files``: upload, list, inspect, download, delete and share files on the Files API.
 
-Each command reads ``MISTRAL_API_KEY`` and ``MISTRAL_SERVER_URL`` (or ``--server-url``), prints a
-rich table for people or, with ``--json``, one JSON document for scripts, and exits 1 with the
-API's message on stderr when something fails.
+Like every command, ``files`` reads the config (``-c``, ``SYNCD_CONFIG`` or the default path
+when it exists): its server (the embedded emulator included: a running daemon's, found through
+its data dir, or one started for the command) and its API key (``api_key_env``, then
+``api_key_file``). ``--server-url`` (or ``MISTRAL_SERVER_URL``) overrides the server. Without a
+config: ``MISTRAL_API_KEY`` and Mistral's API. Each command prints a rich table for people or,
+with ``--json``, one JSON document for scripts, and exits 1 with the API's message on stderr
+when something fails (78 for a bad config).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from rich.table import Table
 
 from syncd.api import FileInfo, Mistral
 from syncd.api.client import SERVER_URL_ENV
+from syncd.cli.files_access import files_client
 from syncd.errors import SyncdError
 from syncd.logs import configure_logging
 
@@ -52,10 +57,11 @@ def _common_options(command: F) -> F:
 
 @click.group()
 def files() -> None:
-    """Work with files on the Mistral Files API.
+    """Work with files on the Files API the config talks to.
 
-    The key comes from MISTRAL_API_KEY and is never printed; the server from --server-url or
-    MISTRAL_SERVER_URL.
+    The server and the API key come from the config (-c; the embedded emulator too, a running
+    daemon's included); --server-url or MISTRAL_SERVER_URL overrides the server. Without a
+    config file: MISTRAL_API_KEY and https://api.mistral.ai. The key is never printed.
     """
     _keep_stdout_for_results()
 
@@ -73,7 +79,7 @@ def _keep_stdout_for_results() -> None:
 @contextmanager
 def _client(server_url: str | None) -> Iterator[Mistral]:
     """A client for one command; any syncd error becomes ``error: ...`` on stderr and exit 1."""
-    with _reporting_errors(), Mistral(server_url=server_url) as client:
+    with _reporting_errors(), files_client(click.get_current_context(), server_url) as client:
         yield client
 
 

@@ -17,11 +17,12 @@ from rich.table import Table
 from rich.text import Text
 
 from syncd.cli.context import fail, load_config_or_exit, open_store_or_exit
+from syncd.cli.output import porcelain_option, record, wants_porcelain
 from syncd.config.durations import format_duration
 from syncd.documents import node_json
-from syncd.engine import folder_specs
 from syncd.errors import StoreError
 from syncd.fleet_runtime import database_now
+from syncd.folder_specs import folder_specs
 from syncd.paths import printable_key
 from syncd.store import repo
 
@@ -34,8 +35,11 @@ def _ago(seconds: float) -> str:
 
 @click.command("nodes")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@porcelain_option(
+    "node, state, version, seconds since seen, folders, queue, seconds oldest unsynced, problems"
+)
 @click.pass_context
-def nodes(ctx: click.Context, as_json: bool) -> None:
+def nodes(ctx: click.Context, as_json: bool, porcelain: bool | None) -> None:
     """Every node in the state store: alive or stale, version, last heartbeat, folders, queue
     depth, oldest file not synced yet, and what it reports as wrong."""
     config = load_config_or_exit(ctx, log=False)
@@ -65,6 +69,25 @@ def nodes(ctx: click.Context, as_json: bool) -> None:
             "nodes": listed,
         }
         click.echo(json.dumps(document, indent=2))
+        return
+    if wants_porcelain(porcelain):
+        for node in listed:
+            joined = ",".join(
+                f["name"] if f["name"] is not None else f["key"] for f in node["folders"]
+            )
+            oldest_age = node["oldest_unsynced_age_s"]
+            click.echo(
+                record(
+                    node["name"],
+                    node["state"],
+                    node["version"],
+                    round(node["last_seen_age_s"]),
+                    joined,
+                    node["queue_depth"],
+                    None if oldest_age is None else round(oldest_age),
+                    "; ".join(node["problems"]),
+                )
+            )
         return
     console = Console()
     if not listed:

@@ -16,7 +16,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from syncd.cli.access import connected_or_exit, log_to_stderr
+from syncd.cli.access import connected_or_exit, log_to_stderr, open_store_read_only_or_exit
 from syncd.cli.context import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -50,9 +50,10 @@ def cleanup(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     settings = retention_settings(config)
     if dry_run:
         settings = dataclasses.replace(settings, dry_run=True)
-    store = open_store_or_exit(config)
+    # A dry run only reads: it works beside a running daemon, on its embedded emulator too.
+    store = open_store_read_only_or_exit(config) if dry_run else open_store_or_exit(config)
     try:
-        with connected_or_exit(config) as connection:
+        with connected_or_exit(config, share_running=dry_run) as connection:
             result = run_retention(store, connection.client, settings, now=datetime.now(UTC))
     except StoreError as exc:
         fail(str(exc))

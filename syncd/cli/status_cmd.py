@@ -6,17 +6,21 @@ import contextlib
 import json
 import sys
 from collections import Counter
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:
+    from rich.text import Text
 
 from syncd.cli.context import load_config_or_exit, open_store_or_exit
+from syncd.cli.output import porcelain_option, wants_porcelain
+from syncd.cli.output import record as record_line
+from syncd.config import describe_server
 from syncd.documents import file_json
 from syncd.domain import LocalState
-from syncd.engine import adopt_legacy_keys, folder_specs
 from syncd.errors import StoreError
+from syncd.folder_specs import adopt_legacy_keys, folder_specs
 from syncd.paths import printable_key
 from syncd.store import repo
 from syncd.store.records import LocalFileRecord
@@ -35,10 +39,17 @@ _NEEDS_ATTENTION = (
 
 def _reason(record: LocalFileRecord) -> Text:
     """Why the file is in its state, then its validation warnings (accepted, worth a look)."""
+    from rich.text import Text
+
     lines = [printable_key(record.last_error)] if record.last_error else []
     if record.warnings:
         lines += [f"warning: {printable_key(w)}" for w in record.warnings.splitlines()]
     return Text("\n".join(lines))
+
+
+#: With --problems, these make the exit status 1 (for cron): files syncd cannot get up alone.
+_PROBLEMS = (LocalState.QUARANTINED, LocalState.FAILED, LocalState.UNSTABLE)
+EXIT_PROBLEMS = 1
 
 
 @click.command("status")
@@ -47,11 +58,18 @@ def _reason(record: LocalFileRecord) -> Text:
     "--all/--problems",
     "show_all",
     default=True,
-    help="List every file (default) or only those that need attention or have warnings.",
+    help="List every file (default) or only those that need attention or have warnings; "
+    "--problems exits 1 when a file is quarantined, failed or unstable.",
 )
+@porcelain_option("folder, path, state, file id, reason")
 @click.pass_context
-def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
-    """Counts per folder and state, and per file its state, remote file id and any reason."""
+def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | None) -> None:
+    """Counts per folder and state, and per file its state, remote file id and any reason.
+
+    On a terminal: tables. Piped (or --porcelain): one line per file, tab-separated: folder,
+    path, state, file id, reason. Exit status 0; with --problems, 1 when some file is
+    quarantined, failed or unstable.
+    """
     config = load_config_or_exit(ctx, log=False)
     store = open_store_or_exit(config)
     specs = folder_specs(config)
@@ -70,8 +88,13 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
     finally:
         store.dispose()
     folder_counts = {names[k]: counts.get(k, {}) for k in specs}
+    code = 0
+    if not show_all and any(record.state in _PROBLEMS for _, record in files):
+        code = EXIT_PROBLEMS
+    server = describe_server(config.api.server_url)
     if as_json:
         document = {
+            "server": {"url": config.api.server_url, "described": server},
             "folders": [
                 {
                     "name": names[k],
@@ -84,8 +107,28 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
             "files": [file_json(record, folder) for folder, record in files],
         }
         click.echo(json.dumps(document, indent=2))
-        return
+        ctx.exit(code)
+    if wants_porcelain(porcelain):
+        for folder, record in files:
+            reason = "; ".join(
+                [
+                    *([record.last_error] if record.last_error else []),
+                    *(f"warning: {w}" for w in (record.warnings or "").splitlines()),
+                ]
+            )
+            click.echo(
+                record_line(
+                    folder, record.rel_path, record.state.value, record.remote_file_id, reason
+                )
+            )
+        ctx.exit(code)
+    # rich only for the tables: a pipe (and cron) never pays for importing it.
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     console = Console()
+    console.print(Text(f"Files API: {server}"))
     summary = Table(title="Folders")
     for column in ("folder", "purpose", "files", "by state"):
         summary.add_column(column, justify="right" if column == "files" else "left")
@@ -106,7 +149,7 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         )
     console.print(summary)
     if not files:
-        return
+        ctx.exit(code)
     table = Table(title="Files")
     for column in ("folder", "path", "state", "file id", "reason"):
         table.add_column(column, overflow="fold")
@@ -122,3 +165,4 @@ def status(ctx: click.Context, as_json: bool, show_all: bool) -> None:
         )
     console.print(table)
     sys.stdout.flush()
+    ctx.exit(code)

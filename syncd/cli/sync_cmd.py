@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections import Counter
 from contextlib import ExitStack
 
 import click
@@ -24,6 +25,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.text import Text
 
 from syncd.cli.context import (
     EXIT_CONFIG,
@@ -33,11 +35,13 @@ from syncd.cli.context import (
     load_config_or_exit,
     open_store_or_exit,
 )
+from syncd.config import describe_server
 from syncd.connection import connect
 from syncd.engine import Engine, SyncReport
 from syncd.errors import ApiError, ConfigError, StoreError
 from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor, beating
 from syncd.logs import configure_logging
+from syncd.pipeline import ScanSummary
 from syncd.upload import UploadEvent
 
 __all__ = ["EXIT_QUARANTINED", "sync"]
@@ -92,18 +96,44 @@ class _ProgressView:
         self.progress.update(self._upload, advance=event.bytes, visible=True, files=files)
 
 
+class _PassTally:
+    """What this pass's uploads did, per folder (the summary reports the pass, not totals)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.by_folder: dict[str, Counter[str]] = {}
+
+    def __call__(self, event: UploadEvent) -> None:
+        outcome = "uploaded" if event.outcome == "adopted" else event.outcome
+        if outcome == "retry":
+            return
+        with self._lock:
+            self.by_folder.setdefault(event.folder, Counter())[outcome] += 1
+
+
 @click.command("sync")
 @click.option(
     "--progress/--no-progress", default=None, help="Progress bar (default: on a terminal)."
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Scan and validate, then list what would be uploaded; send nothing, no API key needed.",
+)
 @click.pass_context
-def sync(ctx: click.Context, progress: bool | None) -> None:
+def sync(ctx: click.Context, progress: bool | None, dry_run: bool) -> None:
     """Scan every folder, upload everything new or changed, wait for it, then exit.
 
-    Exit status: 0 all eligible files uploaded; 3 likewise but some files were quarantined;
-    1 some eligible file is not uploaded; 78 configuration error.
+    The summary says what this pass did per folder (uploaded, quarantined, failed...); `syncd
+    status` shows every file. Exit status: 0 all eligible files uploaded; 3 likewise but some
+    files are quarantined; 1 some eligible file is not uploaded; 78 configuration error.
     """
     config = load_config_or_exit(ctx)
+    if dry_run:
+        from syncd.cli.sync_dry_run import dry_run_sync
+
+        dry_run_sync(config)
+        return
     show_progress = sys.stderr.isatty() if progress is None else progress
     console = Console(stderr=True)
     view = _ProgressView(console) if show_progress else None
@@ -112,6 +142,13 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
         configure_logging(config.log.format, "warning")
     store = open_store_or_exit(config)
     stop = threading.Event()
+    tally = _PassTally()
+
+    def on_upload(event: UploadEvent) -> None:
+        tally(event)
+        if view is not None:
+            view.uploaded(event)
+
     try:
         with ExitStack() as stack:
             connection = stack.enter_context(connect(config, os.environ))
@@ -119,7 +156,7 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
                 config,
                 store,
                 connection.client.files,
-                on_upload=view.uploaded if view else lambda _e: None,
+                on_upload=on_upload,
                 on_hashed=view.hashed if view else lambda _b: None,
             )
             # Also on the way out of a failure: workers waiting out a locked store must end.
@@ -149,6 +186,7 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
                     view.start_uploads(*engine.pending_totals())
 
             report = engine.sync_once(stop=stop, after_scan=after_scan)
+            server = describe_server(connection.server_url, embedded=connection.is_local_emulator)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
     except (ApiError, StoreError) as exc:
@@ -158,8 +196,27 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
         fail("interrupted; pending uploads stay queued for the next run", 130)
     finally:
         store.dispose()
-    _print_report(console, report)
+    _print_report(console, report, server, tally)
     sys.exit(_exit_code(report))
+
+
+def _pass_line(
+    events: Counter[str] | None, scan: ScanSummary | None, by_state: dict[str, int]
+) -> str:
+    """This pass in one line: what it uploaded, reused, quarantined...; then how many files
+    the folder holds in all."""
+    done = Counter(events or {})
+    if scan is not None:
+        done["reused (already on the remote)"] += scan.reused
+        done["quarantined"] += scan.quarantined
+        done["renamed"] += scan.renamed
+        done["gone from disk"] += scan.missing
+    order = ["uploaded", "reused (already on the remote)", "renamed", "quarantined", "failed"]
+    order += sorted(set(done) - set(order))
+    parts = [f"{done[name]} {name}" for name in order if done[name]]
+    total = sum(by_state.values())
+    did = ", ".join(parts) if parts else "nothing to do"
+    return f"{did} ({total} file(s) in all; `syncd status` for each)"
 
 
 def _exit_code(report: SyncReport) -> int:
@@ -170,10 +227,15 @@ def _exit_code(report: SyncReport) -> int:
     return EXIT_OK
 
 
-def _print_report(console: Console, report: SyncReport) -> None:
+def _print_report(console: Console, report: SyncReport, server: str, tally: _PassTally) -> None:
+    console.print(Text(f"Files API: {server}"))
+    scans = {scan.folder: scan for scan in report.scans}
     for folder, by_state in sorted(report.counts.items()):
-        parts = ", ".join(f"{n} {state}" for state, n in sorted(by_state.items()) if n)
-        console.print(f"{folder}: {parts or 'no files'}", highlight=False)
+        console.print(
+            Text(
+                f"{folder}: {_pass_line(tally.by_folder.get(folder), scans.get(folder), by_state)}"
+            )
+        )
     for folder, error in report.folder_errors.items():
         console.print(f"[red]{escape(folder)}: {escape(error)}[/red]", highlight=False)
     if report.remote is not None and report.remote.vanished:

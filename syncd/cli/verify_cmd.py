@@ -15,8 +15,9 @@ from rich.table import Table
 
 from syncd.cli.access import connected_or_exit, log_to_stderr, open_store_read_only_or_exit
 from syncd.cli.context import EXIT_FAILURE, EXIT_OK, fail, load_config_or_exit
-from syncd.engine import folder_specs
+from syncd.cli.output import porcelain_option, record, wants_porcelain
 from syncd.errors import StoreError
+from syncd.folder_specs import folder_specs
 from syncd.verify import VerifyReport, verify
 
 __all__ = ["verify_command"]
@@ -29,8 +30,9 @@ __all__ = ["verify_command"]
     is_flag=True,
     help="Hash every synced file again instead of trusting its (size, mtime, inode, ctime).",
 )
+@porcelain_option("kind, folder, path, file id, detail; the verdict on stderr")
 @click.pass_context
-def verify_command(ctx: click.Context, as_json: bool, deep: bool) -> None:
+def verify_command(ctx: click.Context, as_json: bool, deep: bool, porcelain: bool | None) -> None:
     """Check store, disk and remote against each other; change nothing.
 
     Reports remote files that are missing, local files not uploaded (or quarantined), local
@@ -43,7 +45,7 @@ def verify_command(ctx: click.Context, as_json: bool, deep: bool) -> None:
     folders = folder_specs(config)
     store = open_store_read_only_or_exit(config)
     try:
-        with connected_or_exit(config) as connection:
+        with connected_or_exit(config, share_running=True) as connection:
             report = verify(store, connection.client.files, folders, deep=deep)
     except StoreError as exc:
         fail(str(exc))
@@ -51,6 +53,10 @@ def verify_command(ctx: click.Context, as_json: bool, deep: bool) -> None:
         store.dispose()
     if as_json:
         click.echo(json.dumps(_document(report), indent=2))
+    elif wants_porcelain(porcelain):
+        for f in report.findings:
+            click.echo(record(f.kind.value, f.folder, f.path, f.file_id, f.detail))
+        click.echo(_verdict(report), err=True)
     else:
         _print(Console(), report)
     sys.exit(EXIT_OK if report.is_clean else EXIT_FAILURE)
@@ -79,6 +85,19 @@ def _document(report: VerifyReport) -> dict[str, object]:
     }
 
 
+def _counts(report: VerifyReport) -> str:
+    return (
+        f"{report.local_files} local file(s) ({report.rehashed} hashed again), "
+        f"{report.remote_files} remote file(s), {report.recorded_files} recorded upload(s)"
+    )
+
+
+def _verdict(report: VerifyReport) -> str:
+    if report.is_clean:
+        return f"store, disk and remote agree: {_counts(report)}"
+    return f"{len(report.mismatches)} mismatch(es): {_counts(report)}"
+
+
 def _print(console: Console, report: VerifyReport) -> None:
     if report.findings:
         table = Table(title="Verify")
@@ -88,10 +107,7 @@ def _print(console: Console, report: VerifyReport) -> None:
             kind = f.kind.value if f.is_mismatch else f"[dim]{f.kind.value}[/dim]"
             table.add_row(kind, f.folder or "", f.path or "", f.file_id or "", f.detail)
         console.print(table)
-    counts = (
-        f"{report.local_files} local file(s) ({report.rehashed} hashed again), "
-        f"{report.remote_files} remote file(s), {report.recorded_files} recorded upload(s)"
-    )
+    counts = _counts(report)
     if report.is_clean:
         console.print(f"[green]store, disk and remote agree[/green]: {counts}", highlight=False)
     else:

@@ -11,8 +11,9 @@ one line each), and the value parsers ``durations``, ``schedules``, ``endpoints`
 
 from __future__ import annotations
 
-from syncd.config.api_key import ApiKey, find_api_key, resolve_api_key
+from syncd.config.api_key import ApiKey, find_api_key, require_api_key, resolve_api_key
 from syncd.config.durations import format_duration, parse_duration
+from syncd.config.endpoints import LOCAL_EMULATOR_NOTE, describe_server
 from syncd.config.loader import DEFAULT_CONFIG_PATH, load_config, parse_config
 from syncd.config.models import (
     DEFAULT_API_KEY_ENV,
@@ -29,6 +30,7 @@ from syncd.config.models import (
 __all__ = [
     "DEFAULT_API_KEY_ENV",
     "DEFAULT_CONFIG_PATH",
+    "LOCAL_EMULATOR_NOTE",
     "ApiConfig",
     "ApiKey",
     "Config",
@@ -38,10 +40,12 @@ __all__ = [
     "RetentionConfig",
     "StateConfig",
     "WatchConfig",
+    "describe_server",
     "find_api_key",
     "format_duration",
     "load_config",
     "parse_config",
     "parse_duration",
+    "require_api_key",
     "resolve_api_key",
 ]

@@ -17,7 +17,13 @@ from syncd.config.problems import HiddenValueError
 from syncd.domain import is_sendable_api_key
 from syncd.errors import ConfigError
 
-__all__ = ["ApiKey", "find_api_key", "resolve_api_key"]
+__all__ = [
+    "ApiKey",
+    "find_api_key",
+    "missing_api_key_message",
+    "require_api_key",
+    "resolve_api_key",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,27 @@ def resolve_api_key(api: ApiConfig, environ: Mapping[str, str]) -> str | None:
     """
     found = find_api_key(api, environ)
     return None if found is None else found.value.get_secret_value()
+
+
+def missing_api_key_message(api: ApiConfig) -> str:
+    """Why a real API cannot be used without a key, naming where one is looked for."""
+    where = f"the {api.api_key_env} environment variable"
+    if api.api_key_file is not None:
+        where += f" or the file {api.api_key_file}"
+    return f"no API key found: set {where} (keys never live in the TOML)"
+
+
+def require_api_key(api: ApiConfig, environ: Mapping[str, str]) -> ApiKey | None:
+    """The key a connection to ``api`` will send; ``None`` only for the embedded emulator,
+    which needs none. The one rule ``run``, ``sync``, ``files`` and ``check-config`` apply.
+
+    Raises:
+        ConfigError: as :func:`find_api_key`, or no key for a server that needs one.
+    """
+    found = find_api_key(api, environ)
+    if found is None and not api.is_embedded:
+        raise ConfigError(missing_api_key_message(api))
+    return found
 
 
 def _check_sendable(key: str, where: str) -> None:

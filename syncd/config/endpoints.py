@@ -12,10 +12,22 @@ from urllib.parse import urlsplit
 from syncd.config.problems import HiddenValueError
 from syncd.hosts import check_key_transport, is_loopback_host
 
-__all__ = ["EMBEDDED_SERVER", "check_server_url", "is_loopback_host", "parse_listen_address"]
+__all__ = [
+    "EMBEDDED_SERVER",
+    "LOCAL_EMULATOR_NOTE",
+    "MISTRAL_SERVER",
+    "check_server_url",
+    "describe_server",
+    "is_loopback_host",
+    "parse_listen_address",
+]
 
 #: The ``server_url`` that means "run the Files API emulator inside the daemon".
 EMBEDDED_SERVER = "embedded"
+#: The default ``server_url``: Mistral's API, as in the SDK. The emulator is only ever chosen.
+MISTRAL_SERVER = "https://api.mistral.ai"
+#: What every surface that reports uploads says when they go to an emulator.
+LOCAL_EMULATOR_NOTE = "local emulator: nothing leaves this machine"
 
 _MAX_PORT = 65535
 
@@ -48,6 +60,21 @@ def check_server_url(text: str) -> str:
         raise HiddenValueError("server_url must not have a query string or fragment")
     check_key_transport(text)
     return text.rstrip("/")
+
+
+def describe_server(server_url: str, *, embedded: bool = False) -> str:
+    """Name the API uploads go to, for people: the URL, and whether it is the local emulator.
+
+    ``embedded`` says the URL is the daemon's own in-process emulator (its loopback address).
+    Another loopback server is only said to be on this machine: it may be a proxy.
+    """
+    if embedded or server_url == EMBEDDED_SERVER:
+        shown = "embedded emulator" if server_url == EMBEDDED_SERVER else server_url
+        return f"{shown} ({LOCAL_EMULATOR_NOTE})"
+    host = urlsplit(server_url).hostname
+    if host is not None and is_loopback_host(host):
+        return f"{server_url} (a server on this machine)"
+    return server_url
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:

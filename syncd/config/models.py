@@ -45,7 +45,6 @@ from syncd.config.field_types import (
     resolve_path,
 )
 from syncd.config.problems import HiddenValueError
-from syncd.store.schema import PURPOSE_LENGTH
 from syncd.validation.batch import BATCH_ENDPOINTS, BatchEndpoint
 
 __all__ = [
@@ -76,8 +75,9 @@ class _Table(BaseModel):
 class ApiConfig(_Table):
     """``[api]``: which Files API server to talk to, and how hard to try."""
 
-    server_url: StrictStr = endpoints.EMBEDDED_SERVER
-    """``"embedded"`` (the in-process emulator) or the API's http(s) base URL."""
+    server_url: StrictStr = endpoints.MISTRAL_SERVER
+    """The API's http(s) base URL (default: Mistral's), or ``"embedded"`` (the in-process
+    emulator, only when asked for)."""
     api_key_env: StrictStr = DEFAULT_API_KEY_ENV
     """Environment variable holding the API key; looked at first."""
     api_key_file: Path | None = None
@@ -370,6 +370,10 @@ class FolderConfig(_Table):
     """The folder (relative: to the config file's directory)."""
     name: NonEmptyStr = ""
     """Label in logs, status and metrics; default: the folder's last path component."""
+    # Before ``purpose``: its validator reads this one.
+    allow_unknown_purpose: StrictBool = False
+    """Accept a purpose syncd does not know (one the API added later): uploaded without
+    content checks. Without it, an unknown purpose is an error (usually a typo)."""
     purpose: NonEmptyStr
     """Files API purpose of every file uploaded from here (fine-tune, batch, ocr, audio...)."""
     include: tuple[NonEmptyStr, ...] = Field(default=(), min_length=1)
@@ -432,14 +436,16 @@ class FolderConfig(_Table):
 
     @field_validator("purpose")
     @classmethod
-    def _check_purpose(cls, value: str) -> str:
+    def _check_purpose(cls, value: str, info: ValidationInfo) -> str:
         if value != value.strip():
             raise ValueError("must not start or end with whitespace")
-        if len(value) > PURPOSE_LENGTH:
+        if len(value) > purposes.PURPOSE_LENGTH:
             # The state database stores it in a column of that size (PostgreSQL enforces it).
             raise ValueError(
-                f"must be at most {PURPOSE_LENGTH} characters (the state database's limit)"
+                f"must be at most {purposes.PURPOSE_LENGTH} characters (the state database's limit)"
             )
+        if value not in purposes.KNOWN_PURPOSES and not info.data.get("allow_unknown_purpose"):
+            raise ValueError(purposes.unknown_purpose_message(value))
         return value
 
     @field_validator("batch_endpoint", mode="before")
@@ -494,8 +500,9 @@ class Config(_Table):
         for index, folder in enumerate(self.folders):
             if folder.purpose not in purposes.KNOWN_PURPOSES:
                 found.append(
-                    f"folders[{index}].purpose: unknown purpose {folder.purpose!r} (known: "
-                    f"{known}); its files are uploaded as they are, without content checks"
+                    f"folders[{index}].purpose: unknown purpose {folder.purpose!r} allowed by "
+                    f"allow_unknown_purpose (known: {known}); its files are uploaded as they "
+                    "are, without content checks"
                 )
         for index, folder in enumerate(self.folders):
             if folder.batch_endpoint is not None and folder.purpose != "batch":

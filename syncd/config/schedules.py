@@ -8,8 +8,6 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from apscheduler.triggers.cron import CronTrigger
-
 from syncd.config.durations import DURATION_FORMS, parse_duration
 
 __all__ = ["MIN_SCHEDULE_INTERVAL", "parse_schedule"]
@@ -56,6 +54,8 @@ def _check_cron(fields: list[str]) -> str:
         )
     expression = " ".join(fields)
     try:
+        from apscheduler.triggers.cron import CronTrigger  # 0.3 s: only for a cron schedule
+
         CronTrigger.from_crontab(expression, timezone="UTC")
     except ValueError as exc:
         raise ValueError(f"invalid cron expression: {exc}") from None

@@ -37,7 +37,7 @@ from types import FrameType
 
 import structlog
 
-from syncd.config import Config
+from syncd.config import Config, describe_server
 from syncd.connection import connect
 from syncd.daemon.problems import Problems
 from syncd.daemon.read_model import LiveReadModel
@@ -111,6 +111,9 @@ class Daemon:
             store = open_store(self._config.state.database_url, threads=self._config.store_threads)
             stack.callback(store.dispose)
             connection = stack.enter_context(connect(self._config, self._environ))
+            api_server = describe_server(
+                connection.server_url, embedded=connection.is_local_emulator
+            )
             # The parts need each other both ways (the engine reports to the read model and
             # to watching, which need the engine): callbacks reach parts built after them
             # through these closures, which run only once everything is built.
@@ -174,6 +177,7 @@ class Daemon:
                 liveness=connection.client.liveness,
                 retention_preview=preview,
                 started_at=self._started_at,
+                api_server=api_server,
             )
             reloader = Reloader(
                 self._config_path,

@@ -54,6 +54,7 @@ class LiveReadModel:
         liveness: Liveness,
         retention_preview: RetentionPreviewer,
         started_at: datetime,
+        api_server: str,
     ) -> None:
         self._engine = engine
         self._problems = problems
@@ -66,6 +67,8 @@ class LiveReadModel:
         self._liveness = liveness
         self._retention_preview = retention_preview
         self._started_at = started_at
+        #: Where uploads go, in words for the status page.
+        self._api_server = api_server
         #: This node's queue depth as the status tick last read it (None: not read yet).
         self._queue_depth: int | None = None
         self._overflows_counted = 0
@@ -174,6 +177,7 @@ class LiveReadModel:
             last_good_scan=dict(self._scheduled.last_good_scan),
             next_retention_at=self._scheduled.next_retention_at(),
             lease=config.node.lease,
+            api_server=self._api_server,
         )
 
     def retention_preview(self, *, wait: bool) -> RetentionPreview | None:

@@ -16,8 +16,9 @@ from syncd.config import Config, load_config
 from syncd.daemon.problems import Problems
 from syncd.daemon.scheduled import ScheduledWork
 from syncd.daemon.watching import FolderWatching
-from syncd.engine import Engine, folder_specs
+from syncd.engine import Engine
 from syncd.errors import ConfigError
+from syncd.folder_specs import folder_specs
 from syncd.notify import SystemdNotifier
 from syncd.retention_preview import RetentionPreviewer
 

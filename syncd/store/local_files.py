@@ -9,6 +9,7 @@ statements; the rare writers keep the ORM.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Collection, Iterable, Iterator
 from datetime import datetime
 from types import EllipsisType
@@ -25,7 +26,6 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -112,11 +112,23 @@ _KEY_ORDER_DEFAULT = _KEY_ORDER_BY_DIALECT["sqlite"]
 _BY_PATH_FOR_UPDATE = _BY_PATH.with_for_update()
 #: A new row, unless another node (or thread) inserted the same path first: then nothing is
 #: inserted and the row is updated like any stored one.
-_INSERT_BY_DIALECT = {
-    "sqlite": sqlite_insert(_T).on_conflict_do_nothing().returning(_T.c.id),
-    "postgresql": postgresql_insert(_T).on_conflict_do_nothing().returning(_T.c.id),
-}
 _INSERT_LOCAL = insert(_T)
+
+
+@functools.cache
+def _insert_unless_present_statement(dialect: str) -> Any:
+    """The dialect's INSERT ... ON CONFLICT DO NOTHING RETURNING id, or None for others.
+
+    Built on first use: PostgreSQL's dialect package takes a third of a second to import, which
+    a SQLite store (and ``syncd status``) never needs.
+    """
+    if dialect == "sqlite":
+        return sqlite_insert(_T).on_conflict_do_nothing().returning(_T.c.id)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(_T).on_conflict_do_nothing().returning(_T.c.id)
+    return None
 
 
 def get_local(s: Session, folder: str, rel_path: str) -> LocalFileRecord | None:
@@ -211,7 +223,7 @@ def record_ctimes(s: Session, folder: str, ctimes: Iterable[tuple[str, int]]) ->
 
 def _insert_unless_present(s: Session, values: dict[str, Any]) -> int | None:
     """Insert a new row; its id, or None when the path's row exists already (a race)."""
-    statement = _INSERT_BY_DIALECT.get(s.get_bind().dialect.name)
+    statement = _insert_unless_present_statement(s.get_bind().dialect.name)
     if statement is None:
         result = s.execute(_INSERT_LOCAL, values)
         assert isinstance(result, CursorResult)

@@ -44,6 +44,7 @@ from syncd.store.local_files import (
     state_counts,
     upsert_local,
 )
+from syncd.store.rejudge import rejudge_if_settings_changed, rejudge_quarantined
 from syncd.store.remote_reconcile import VANISHED_REASON, live_remote_ids, record_vanished
 from syncd.store.remotes import (
     find_live_remote_by_content,
@@ -101,6 +102,8 @@ __all__ = [
     "record_remote_deleted",
     "record_upload",
     "record_vanished",
+    "rejudge_if_settings_changed",
+    "rejudge_quarantined",
     "remote_files",
     "remote_holding",
     "remote_ids_with_filename",

@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from syncd import purposes
 from syncd.domain import LocalState
 
 __all__ = [
@@ -54,7 +55,7 @@ NAMING_CONVENTION: dict[str, str] = {
 
 SHA256_HEX = 64
 FILE_ID_LENGTH = 128
-PURPOSE_LENGTH = 32
+PURPOSE_LENGTH = purposes.PURPOSE_LENGTH
 STATE_LENGTH = 16
 ACTION_LENGTH = 32
 NODE_NAME_LENGTH = 63

@@ -96,6 +96,7 @@ class StatusReport:
                     else now - timedelta(seconds=live.api_down_for)
                 ),
                 "error": live.api_error,
+                "server": live.api_server,
             },
             "queue_depth": live.queue_depth,
             "uploading": live.uploading,

@@ -41,6 +41,9 @@ class LiveStatus:
     """When the scheduled retention run is due next; None when none is scheduled."""
     lease: timedelta = timedelta(seconds=60)
     """``[node] lease``: a node silent for longer is stale."""
+    api_server: str = ""
+    """The Files API uploads go to, in words (its URL; "local emulator: ..." for the embedded
+    one), from ``syncd.config.endpoints.describe_server``."""
 
 
 class StatusSource(Protocol):

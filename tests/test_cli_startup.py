@@ -1,0 +1,81 @@
+"""What the quick commands load: `--help` imports no command, `status` in a pipe no PostgreSQL
+dialect, no cron parser and no API client (their speed is the benchmark's business:
+benchmarks/bench_cli_startup.py; here only what is imported)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from syncd.cli import _COMMANDS, SHORT_HELP, cli
+from tests.configs import FolderSetup, write_chat_file, write_config
+
+_PROBE = """
+import json, sys
+from syncd.cli import main
+sys.argv = ["syncd", *json.loads(sys.argv[1])]
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def _modules_loaded_by(*args: str) -> set[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("SYNCD_CONFIG", "MISTRAL_API_KEY")}
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def test_the_command_list_is_each_commands_own_help() -> None:
+    """`syncd --help` lists SHORT_HELP without importing commands: each entry is the first
+    sentence of the command's own help, so the two cannot drift apart."""
+    ctx = click.Context(cli)
+    assert list(SHORT_HELP) == list(_COMMANDS)
+    for name in _COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        assert command.get_short_help_str(limit=1000) == SHORT_HELP[name], name
+
+
+def test_help_imports_no_command() -> None:
+    loaded = _modules_loaded_by("--help")
+    assert "syncd.cli.run_cmd" not in loaded
+    assert not {"syncd.daemon", "sqlalchemy", "jinja2", "uvicorn", "pydantic"} & loaded
+
+
+def test_status_in_a_pipe_loads_no_logging_table_postgresql_or_api(tmp_path: Path) -> None:
+    write_chat_file(tmp_path / "ft" / "a.jsonl")
+    config = write_config(tmp_path, server_url="embedded", folders=[FolderSetup(tmp_path / "ft")])
+    subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(config), "sync", "--no-progress"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = _modules_loaded_by("-c", str(config), "status")
+    assert "syncd.cli.status_cmd" in loaded
+    unwanted = {
+        "sqlalchemy.dialects.postgresql",
+        "syncd.api",
+        "httpx",
+        "apscheduler.triggers.cron",
+        "structlog",
+        "rich",
+        "syncd.engine",
+        "syncd.retention_job",
+    }
+    assert not unwanted & loaded, unwanted & loaded
