@@ -54,7 +54,7 @@ from syncd.reconcile import ReconcileReport
 from syncd.retention_job import ScheduledRetention
 from syncd.retention_preview import RetentionPreview, RetentionPreviewer
 from syncd.retention_setup import retention_settings, retention_trigger
-from syncd.store import open_store, repo
+from syncd.store import instance_lock, open_store, repo
 from syncd.uploader import UploadEvent
 from syncd.watcher import Debouncer, Watcher
 from syncd.web import LiveStatus, StatusServer, create_status_app
@@ -146,6 +146,13 @@ class Daemon:
             stack.enter_context(self._signal_handlers())
             store = open_store(self._config.state.database_url, threads=self._config.store_threads)
             stack.callback(store.dispose)
+            # Before anything reads claims or recovers intents: a second daemon on this store as
+            # this node would take the first one's live claims for a crashed node's.
+            stack.callback(
+                instance_lock.acquire(
+                    self._config.state.database_url, self._config.node.name, command="run"
+                ).release
+            )
             self._database = StateDatabaseMonitor(
                 str(store.path) if store.path else store.url,
                 on_recovered=self._database_recovered,

@@ -2,7 +2,9 @@
 
 Exit status: 0 when every eligible file is on the remote; 3 when that holds but some files were
 quarantined or skipped (bad content, bad names: see ``syncd status``); 1 when some eligible file
-is still not uploaded (failed after its retries, or changing while read); 78 for a bad config.
+is still not uploaded (failed after its retries, or changing while read); 78 for a bad config;
+75 when another syncd (a daemon or a pass) works on the same store as the same node: the pass is
+refused with one line naming the store, the node and the holder, and changes nothing.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rich.progress import (
 )
 
 from syncd.cli.context import (
+    EXIT_BUSY,
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
@@ -35,9 +38,10 @@ from syncd.cli.context import (
 )
 from syncd.connection import connect
 from syncd.engine import Engine, SyncReport
-from syncd.errors import ApiError, ConfigError, StoreError
+from syncd.errors import ApiError, ConfigError, StoreBusyError, StoreError
 from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor, beating
 from syncd.logs import configure_logging
+from syncd.store import instance_lock
 from syncd.uploader import UploadEvent
 
 __all__ = ["EXIT_QUARANTINED", "sync"]
@@ -101,7 +105,8 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
     """Scan every folder, upload everything new or changed, wait for it, then exit.
 
     Exit status: 0 all eligible files uploaded; 3 likewise but some files were quarantined;
-    1 some eligible file is not uploaded; 78 configuration error.
+    1 some eligible file is not uploaded; 75 another syncd holds the store as this node;
+    78 configuration error.
     """
     config = load_config_or_exit(ctx)
     show_progress = sys.stderr.isatty() if progress is None else progress
@@ -114,6 +119,13 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
     stop = threading.Event()
     try:
         with ExitStack() as stack:
+            # A pass beside a daemon on the same store as the same node is refused, like a second
+            # daemon: both would take each other's live claims for a crashed node's.
+            stack.callback(
+                instance_lock.acquire(
+                    config.state.database_url, config.node.name, command="sync"
+                ).release
+            )
             connection = stack.enter_context(connect(config, os.environ))
             engine = Engine(
                 config,
@@ -151,6 +163,8 @@ def sync(ctx: click.Context, progress: bool | None) -> None:
             report = engine.sync_once(stop=stop, after_scan=after_scan)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+    except StoreBusyError as exc:
+        fail(str(exc), EXIT_BUSY)
     except (ApiError, StoreError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:
