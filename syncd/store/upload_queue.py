@@ -94,9 +94,11 @@ _CLAIM_SKIP_LOCKED = _CLAIM.where(
     )
 ).returning(*rows.LOCAL_COLUMNS)
 _ROW_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id"))
-_UPLOAD_TARGET = select(
-    _T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id
-).where(_T.c.id == bindparam("b_id"))
+_UPLOAD_TARGET = (
+    select(_T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id)
+    .where(_T.c.id == bindparam("b_id"))
+    .with_for_update()
+)
 _R = rows.REMOTE_TABLE
 _REMOTE_EXISTS = select(_R.c.file_id).where(_R.c.file_id == bindparam("b_file_id"))
 _INSERT_REMOTE = insert(_R)
@@ -281,6 +283,7 @@ def record_upload(
     folder replaces changed files).
     """
     s.flush()
+    rows.begin_write(s)
     row = s.execute(_UPLOAD_TARGET, {"b_id": local_id}).one_or_none()
     if row is None:
         raise StoreError(f"no local file with id {local_id} in the state store")
@@ -376,6 +379,7 @@ def record_failure(
     now: datetime,
     keep_intent: bool = False,
     count_attempt: bool = True,
+    expect_sha256: str | None = None,
 ) -> None:
     """An attempt failed: back to ``pending`` until ``next_attempt_at``, or ``failed``.
 
@@ -383,8 +387,19 @@ def record_failure(
     the next attempt looks for it before sending again; giving up always forgets it.
     ``count_attempt=False`` gives back the attempt the claim counted: the failure said nothing
     about this file (the API was down, or the store was unavailable).
+    ``expect_sha256``: the content the attempt sent. A row that holds other content now (a new
+    version was queued, and maybe claimed by another worker) or whose content was recorded as
+    uploaded meanwhile is left alone: an outcome for an old version never touches a newer one.
     """
+    rows.begin_write(s)
     row = rows.local_row(s, local_id)
+    if expect_sha256 is not None and (
+        row.sha256 != expect_sha256
+        or rows.forgets_upload(
+            row.state, row.sha256, row.remote_file_id, LocalState.PENDING, expect_sha256
+        )
+    ):
+        return
     if not count_attempt and row.attempts > 0:
         row.attempts -= 1
     if give_up:
