@@ -41,7 +41,7 @@ from typing import TypeVar
 import structlog
 from sqlalchemy.orm import Session
 
-from syncd.api import FileInfo, Files
+from syncd.api import FileInfo, Files, sent_filename
 from syncd.domain import LocalState
 from syncd.errors import (
     ApiError,
@@ -317,6 +317,7 @@ class Uploader:
                             limit=allowed,
                             folders=list(folders),
                             node=self._settings.node,
+                            sent_name=sent_filename,
                         )
                 finally:
                     if probe and not claimed:
@@ -393,8 +394,13 @@ class Uploader:
         # claim keeps an earlier intent and records its own time only when there was none.
         earlier_unsettled = intent is not None and intent != claimed
         if intent is not None and earlier_unsettled:
+            # Look for the name as it was sent (recorded with the intent; an intent recorded
+            # before syncd kept that holds the local name): the client may percent-encode it.
+            sent = record.intent_filename
+            if sent is None or sent == filename:
+                sent = sent_filename(filename)
             try:
-                adopted = self._look_for_earlier_upload(record, filename, intent)
+                adopted = self._look_for_earlier_upload(record, sent, intent)
             except ApiError as exc:
                 self._retry_later(record, folder, exc)
                 return None
@@ -596,7 +602,12 @@ class Uploader:
         folders = self._folders()
         now = self._clock()
         claimed = repo.claim_due_uploads(
-            s, now=now, limit=1, folders=list(folders), node=self._settings.node
+            s,
+            now=now,
+            limit=1,
+            folders=list(folders),
+            node=self._settings.node,
+            sent_name=sent_filename,
         )
         return _Work(claimed[0], folders[claimed[0].folder], now, ticket) if claimed else None
 

@@ -33,7 +33,7 @@ from syncd.api.models import (
     Source,
 )
 from syncd.api.requester import StreamedResponse
-from syncd.api.uploads import FileInput
+from syncd.api.uploads import FileInput, sent_filename
 
 __all__ = [
     "DEFAULT_SERVER_URL",
@@ -60,4 +60,5 @@ __all__ = [
     "SampleType",
     "Source",
     "StreamedResponse",
+    "sent_filename",
 ]

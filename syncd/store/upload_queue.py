@@ -13,7 +13,7 @@ Core on prebuilt statements, and they find the earliest due rows through the
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -168,6 +168,7 @@ def claim_due_uploads(
     limit: int,
     folders: Collection[str] | None = None,
     node: str | None = None,
+    sent_name: Callable[[str], str] = str,
 ) -> list[LocalFileRecord]:
     """Take up to ``limit`` due ``pending`` rows (earliest due first) and mark them ``uploading``.
 
@@ -197,7 +198,10 @@ def claim_due_uploads(
             break
         for _due, local_id, rel_path in candidates:
             tried.add(local_id)
-            record = _claim_one(s, local_id, PurePosixPath(rel_path).name, now, node)
+            # The intent records the name as the client sends it (it may percent-encode it):
+            # the adoption lookup after a lost answer looks for what the server received.
+            name = sent_name(PurePosixPath(rel_path).name)
+            record = _claim_one(s, local_id, name, now, node)
             if record is not None:
                 claimed.append(record)
     return claimed
