@@ -166,6 +166,8 @@ class Daemon:
                 on_upload=self._upload_finished,
                 on_unstable=self._retouch,
                 on_racy=self._retouch,
+                # Rescans hand files changed within `settle` to the watcher's settle rule.
+                on_unsettled=self._retouch,
             )
             self._engine = engine
             # Reads self._config at every run, so SIGHUP's new ages apply from the next run.
