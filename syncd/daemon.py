@@ -253,7 +253,10 @@ class Daemon:
         except StoreError as exc:
             self._database.failed(exc)
         else:
-            self._database.succeeded()
+            if self._database.is_down and self._fleet is not None:
+                # A read proves nothing (a full disk or a writer's lock still serve reads):
+                # only a write ends an outage, so probe with the heartbeat's (issue 21).
+                self._fleet.beat()
         self._metrics.degraded.set(0 if self._health()[0] else 1)
         if notify:
             self._notifier.status(self._status_line())
