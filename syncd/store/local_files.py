@@ -333,7 +333,7 @@ def set_state(
     row is left alone unless it still holds that content and the move forgets no upload.
     """
     rows.begin_write(s)
-    row = rows.local_row(s, local_id)
+    row = rows.local_row(s, local_id, lock=True)
     if expect_sha256 is not None and (
         row.sha256 != expect_sha256
         or rows.forgets_upload(row.state, row.sha256, row.remote_file_id, state, expect_sha256)

@@ -95,13 +95,16 @@ def to_audit_record(row: AuditEntry) -> AuditRecord:
     return AuditRecord(**{name: getattr(row, name) for name in _AUDIT_FIELDS})
 
 
-def local_row(s: Session, local_id: int) -> LocalFile:
+def local_row(s: Session, local_id: int, *, lock: bool = False) -> LocalFile:
     """The row with ``local_id``; rows are never deleted, so a missing one is a caller's bug.
+
+    ``lock``: read it ``FOR UPDATE`` (PostgreSQL; on SQLite see :func:`begin_write`), for a
+    caller that decides on what it reads before it writes.
 
     Raises:
         StoreError: no such row.
     """
-    row = s.get(LocalFile, local_id)
+    row = s.get(LocalFile, local_id, with_for_update=True if lock else None)
     if row is None:
         raise StoreError(f"no local file with id {local_id} in the state store")
     return row

@@ -396,7 +396,7 @@ def record_failure(
     uploaded meanwhile is left alone: an outcome for an old version never touches a newer one.
     """
     rows.begin_write(s)
-    row = rows.local_row(s, local_id)
+    row = rows.local_row(s, local_id, lock=True)
     if expect_sha256 is not None and (
         row.sha256 != expect_sha256
         or rows.forgets_upload(
