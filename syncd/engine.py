@@ -75,6 +75,7 @@ class Engine:
         on_hashed: Callable[[int], None] = lambda _bytes: None,
         on_unstable: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
         on_racy: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
+        on_unsettled: Callable[[FolderSpec, str], None] | None = None,
     ) -> None:
         self.store = store
         self._files = files
@@ -105,6 +106,12 @@ class Engine:
             on_unstable=on_unstable,
             on_racy=on_racy,
             timestamp_granularity_ns=config.watch.timestamp_granularity_ns,
+            # The daemon settles recently changed files before judging them; a one-shot pass
+            # (no on_unsettled) judges what it finds.
+            settle_ns=(
+                int(config.watch.settle.total_seconds() * 1e9) if on_unsettled is not None else 0
+            ),
+            on_unsettled=on_unsettled or (lambda _folder, _path: None),
         )
         adopt_legacy_keys(store, self._folders)
 

@@ -58,6 +58,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitedError",
     "ServerError",
+    "StoreBusyError",
     "StoreError",
     "SyncdError",
     "UsageError",
@@ -76,6 +77,10 @@ class ConfigError(SyncdError):
 
 class StoreError(SyncdError):
     """The state database cannot be opened, migrated, read or written."""
+
+
+class StoreBusyError(StoreError):
+    """Another syncd (daemon or ``syncd sync``) already works on this store as this node."""
 
 
 class UsageError(SyncdError, ValueError):

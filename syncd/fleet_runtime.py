@@ -4,7 +4,8 @@
 and the status tick) into one verdict. The first failure logs ``state_database_unavailable``
 (naming the database, password masked), makes ``/healthz`` fail and ``STATUS=`` say so; while it
 lasts, the daemon's own retries stand down (the uploader keeps its outcomes and waits); the
-first probe that gets an answer logs ``state_database_recovered`` and calls ``on_recovered``
+first write that lands (the heartbeat: a read proves nothing, a full disk still serves reads)
+logs ``state_database_recovered`` and calls ``on_recovered``
 (the daemon wakes the uploader and rescans, so files seen meanwhile are not lost).
 
 :class:`FleetRuntime` is the heartbeat job: every ``[node] heartbeat`` it records this node's
@@ -125,7 +126,10 @@ class StateDatabaseMonitor:
             log.debug("state_database_still_unavailable", database=self._database, error=str(exc))
 
     def succeeded(self) -> None:
-        """A probe used the database; the first one after a failure ends the outage."""
+        """A probe wrote to the database; the first one after a failure ends the outage.
+
+        Only writes may call it: a read that succeeds says nothing about a full disk.
+        """
         with self._lock:
             if self._down_since is None:
                 return

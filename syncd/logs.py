@@ -11,7 +11,8 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 if TYPE_CHECKING:
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "REDACTED",
+    "THROTTLED_EVENTS",
+    "RepeatThrottle",
     "SecretRedactor",
     "configure_logging",
     "get_logger",
@@ -172,6 +175,71 @@ def _is_sensitive_key(key: str) -> bool:
     return normal in _SENSITIVE_KEYS or normal.endswith(_SENSITIVE_SUFFIXES)
 
 
+#: Events a store outage repeats for every file, worker and tick with the same error (a full
+#: disk made ~60 lines a second): each is logged once, then with a count (RepeatThrottle).
+THROTTLED_EVENTS = frozenset(
+    {
+        "store_unavailable",
+        "rescan_postponed",
+        "degraded_rescan_failed",
+        "heartbeat_failed",
+        "state_database_still_unavailable",
+    }
+)
+#: Seconds between two lines of the same throttled (event, error).
+THROTTLE_SECONDS = 5.0
+#: What makes two lines "the same": one file's error is not another's (each is worth a line).
+_THROTTLE_KEY = ("event", "error", "folder", "path")
+
+
+class RepeatThrottle:
+    """A structlog processor: the same (event, error, folder, path) of ``events`` passes once,
+    then at most once per ``every`` seconds, carrying ``repeated``: how many were held back.
+
+    Threads: every thread that logs calls it; its table is guarded by its own lock. The table
+    is bounded: keys not seen for a while are dropped.
+    """
+
+    _MAX_KEYS = 256
+
+    def __init__(
+        self,
+        events: Collection[str] = THROTTLED_EVENTS,
+        *,
+        every: float = THROTTLE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._events = frozenset(events)
+        self._every = every
+        self._clock = clock
+        self._lock = threading.Lock()
+        #: _THROTTLE_KEY values -> (when it last passed, how many were held back since).
+        self._seen: dict[tuple[str, ...], tuple[float, int]] = {}
+
+    def __call__(self, _logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        event = event_dict.get("event")
+        if event not in self._events:
+            return event_dict
+        key = tuple(str(event_dict.get(field, "")) for field in _THROTTLE_KEY)
+        now = self._clock()
+        with self._lock:
+            last, held = self._seen.get(key, (None, 0))
+            if last is not None and now - last < self._every:
+                self._seen[key] = (last, held + 1)
+                # Imported here: structlog is loaded on the first log call (start-up time),
+                # and a processor only runs once it is.
+                from structlog import DropEvent
+
+                raise DropEvent
+            self._seen[key] = (now, 0)
+            if len(self._seen) > self._MAX_KEYS:
+                horizon = now - self._every
+                self._seen = {k: v for k, v in self._seen.items() if v[0] >= horizon}
+        if held:
+            event_dict["repeated"] = held
+        return event_dict
+
+
 # One redactor for the process, on purpose: logging is process-wide, the key is registered once
 # at start-up, and it must stay redacted however often logging is reconfigured.
 _REDACTOR = SecretRedactor()
@@ -249,6 +317,7 @@ def configure_logging(
     timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
+            RepeatThrottle(),
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             timestamper,

@@ -63,6 +63,16 @@ class IgnoreRules:
         "include",
     )
 
+    def __eq__(self, other: object) -> bool:
+        # The same patterns are the same rules: a reload that keeps them leaves the folder alone
+        # (compared by identity, every SIGHUP rewatched and rescanned every folder).
+        if not isinstance(other, IgnoreRules):
+            return NotImplemented
+        return (self.include, self.exclude) == (other.include, other.exclude)
+
+    def __hash__(self) -> int:
+        return hash((self.include, self.exclude))
+
     def __init__(self, include: Sequence[str], exclude: Sequence[str]) -> None:
         self.include: tuple[str, ...] = tuple(include)
         self.exclude: tuple[str, ...] = tuple(exclude)

@@ -105,6 +105,8 @@ class ScanSummary:
     renamed: int = 0
     quarantined: int = 0
     unstable: int = 0
+    unsettled: int = 0
+    """Changed too recently: handed to the settle rule instead of judged."""
     missing: int = 0
     problems: list[str] = field(default_factory=list)
     skipped_dirs: list[str] = field(default_factory=list)
@@ -137,6 +139,8 @@ class Pipeline:
         on_unstable: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
         on_racy: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
         timestamp_granularity_ns: int | None = None,
+        settle_ns: int = 0,
+        on_unsettled: Callable[[FolderSpec, str], None] = lambda _folder, _path: None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -148,6 +152,10 @@ class Pipeline:
         # may not move with the next write, so the daemon looks again (see plan.is_racy).
         self._on_racy = on_racy
         self._granularity_ns = timestamp_granularity_ns
+        # A full scan hands files changed less than settle_ns ago to on_unsettled (the daemon's
+        # settle rule) instead of judging them: a long write is never uploaded half-done.
+        self._settle_ns = settle_ns
+        self._on_unsettled = on_unsettled
         self._lock = threading.RLock()
 
     # -- full scan ------------------------------------------------------------------------------
@@ -196,12 +204,32 @@ class Pipeline:
             )
             vanished = {}
         changed = self._apply_renames(folder, found.changed, vanished, summary)
-        self._judge_all(folder, changed, summary)
+        self._judge_all(folder, self._settled(folder, changed, summary), summary)
         if vanished:
             with self._store.session() as s:
                 summary.missing = repo.mark_missing(s, folder.key, vanished, now=self._clock())
             log.info("files_vanished", folder=folder.name, count=summary.missing)
         return summary
+
+    def _settled(
+        self, folder: FolderSpec, changed: list[tuple[str, FileStat]], summary: ScanSummary
+    ) -> list[tuple[str, FileStat]]:
+        """The changed files quiet for ``settle``; the others go to the settle rule (issue 21).
+
+        A stamp from the future (another host's clock) is judged at once, as before: waiting
+        for it would wait for that clock.
+        """
+        if not self._settle_ns:
+            return changed
+        now_ns = time.time_ns()
+        ready: list[tuple[str, FileStat]] = []
+        for rel_path, stat in changed:
+            if 0 <= now_ns - stat.last_change_ns < self._settle_ns:
+                summary.unsettled += 1
+                self._on_unsettled(folder, rel_path)
+            else:
+                ready.append((rel_path, stat))
+        return ready
 
     def _apply_renames(
         self,

@@ -14,6 +14,7 @@ import structlog
 
 from syncd.logs import (
     REDACTED,
+    RepeatThrottle,
     SecretRedactor,
     configure_logging,
     redact_text,
@@ -246,3 +247,36 @@ class TestRedaction:
         secret = "sk-redact-text-6e21"
         register_secret(secret)
         assert redact_text(f"401 for {secret}") == f"401 for {REDACTED}"
+
+
+def test_the_same_store_error_is_logged_once_then_with_a_count() -> None:
+    """Issue 21.5: a store outage repeated its error for every retry and tick (~60 lines a
+    second); now each (event, error, folder, path) passes once, then at most every few seconds
+    with a count. Other files' lines and events of other kinds are never held back."""
+    stream = io.StringIO()
+    configure_logging("json", "info", stream)
+    log = structlog.get_logger("test")
+    for _ in range(100):
+        log.warning("store_unavailable", path="a.jsonl", error="the disk is full")
+    log.warning("store_unavailable", path="b.jsonl", error="the disk is full")
+    log.warning("store_unavailable", path="a.jsonl", error="locked by another process")
+    for _ in range(3):
+        log.warning("upload_retry_scheduled", path="a.jsonl", error="HTTP 503")
+    events = [(e["event"], e["path"], e["error"]) for e in json_lines(stream)]
+    assert events == [
+        ("store_unavailable", "a.jsonl", "the disk is full"),
+        ("store_unavailable", "b.jsonl", "the disk is full"),
+        ("store_unavailable", "a.jsonl", "locked by another process"),
+        *[("upload_retry_scheduled", "a.jsonl", "HTTP 503")] * 3,
+    ]
+
+    now = [0.0]
+    throttle = RepeatThrottle(every=5.0, clock=lambda: now[0])
+    passed = []
+    for step in range(120):  # one a 100 ms, for 12 s
+        now[0] = step / 10
+        try:
+            passed.append(throttle(None, "warning", {"event": "store_unavailable", "error": "x"}))
+        except structlog.DropEvent:
+            continue
+    assert [e.get("repeated") for e in passed] == [None, 49, 49]

@@ -54,24 +54,22 @@ def synced_folder(tmp_path: Path, emulator: EmulatorServer, api_key: str) -> tup
 def run_both(
     config: Path, api_key: str, prefix: Sequence[str] = ()
 ) -> list[subprocess.CompletedProcess[str]]:
-    """``syncd run`` and ``syncd sync`` at the same time; both are expected to exit."""
+    """``syncd run``, then ``syncd sync``; both are expected to exit.
+
+    One after the other: side by side, whichever came second would be refused by the first's
+    instance lock (exit 75, issue 21) before it ever met the broken store.
+    """
     env = {**os.environ, "MISTRAL_API_KEY": api_key}
-    processes = [
-        (
-            args,
-            subprocess.Popen(
-                [*prefix, sys.executable, "-m", "syncd", "-c", str(config), *args],
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-        )
-        for args in COMMANDS
-    ]
     results = []
-    for args, process in processes:
+    for args in COMMANDS:
+        process = subprocess.Popen(
+            [*prefix, sys.executable, "-m", "syncd", "-c", str(config), *args],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             stdout, stderr = process.communicate(timeout=60)
         except subprocess.TimeoutExpired:

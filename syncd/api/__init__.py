@@ -36,7 +36,7 @@ from syncd.api.models import (
 from syncd.api.ocr import Ocr
 from syncd.api.ocr_models import OcrPage, OcrPageDimensions, OcrResponse, OcrUsageInfo
 from syncd.api.requester import StreamedResponse
-from syncd.api.uploads import FileInput
+from syncd.api.uploads import FileInput, sent_filename
 
 __all__ = [
     "DEFAULT_SERVER_URL",
@@ -69,4 +69,5 @@ __all__ = [
     "SampleType",
     "Source",
     "StreamedResponse",
+    "sent_filename",
 ]

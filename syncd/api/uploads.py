@@ -36,6 +36,7 @@ __all__ = [
     "check_upload_allowed",
     "content_type_for",
     "open_upload_source",
+    "sent_filename",
 ]
 
 #: Read and send this much at a time: large enough for disk speed, small enough to stay flat.
@@ -320,6 +321,13 @@ class MultipartBody:
             f'Content-Disposition: form-data; name="file"; filename="{_quote(filename)}"\r\n'
             f"Content-Type: {content_type}\r\n\r\n"
         ).encode()
+
+
+def sent_filename(name: str) -> str:
+    """The filename a server records for a file uploaded as ``name``: what :func:`_quote` sends,
+    once the quoted string's backslash escapes are undone (percent escapes are not: WHATWG
+    form encoding keeps them). An adoption lookup after a lost response must look for this."""
+    return _quote(name).replace("\\\\", "\\")
 
 
 def _quote(value: str) -> str:

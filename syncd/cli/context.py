@@ -12,6 +12,7 @@ from syncd.errors import ConfigError, StoreError
 from syncd.store import Store, open_store
 
 __all__ = [
+    "EXIT_BUSY",
     "EXIT_CONFIG",
     "EXIT_FAILURE",
     "EXIT_OK",
@@ -24,6 +25,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 #: EX_CONFIG from sysexits.h: systemd's RestartPreventExitStatus=78 stops restart loops on it.
 EXIT_CONFIG = 78
+#: EX_TEMPFAIL from sysexits.h: another syncd holds the store as this node (try again later).
+EXIT_BUSY = 75
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:

@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 import structlog
 
-from syncd.cli.context import EXIT_CONFIG, EXIT_FAILURE, fail, load_config_or_exit
+from syncd.cli.context import EXIT_BUSY, EXIT_CONFIG, EXIT_FAILURE, fail, load_config_or_exit
 from syncd.daemon import DEFAULT_GRACE, Daemon
-from syncd.errors import ConfigError, StoreError
+from syncd.errors import ConfigError, StoreBusyError, StoreError
 
 __all__ = ["run"]
 
@@ -28,7 +28,8 @@ def run(ctx: click.Context, grace: float) -> None:
     """Watch the configured folders and upload new or changed files until stopped.
 
     SIGTERM/SIGINT stop gracefully (a second one at once), SIGHUP reloads the config.
-    Exit status: 0 clean stop, 78 configuration error, 1 any other failure.
+    Exit status: 0 clean stop, 78 configuration error, 75 another syncd holds the store as
+    this node, 1 any other failure.
     """
     config = load_config_or_exit(ctx)
     daemon = Daemon(config, config_path=Path(ctx.find_root().obj), grace=grace)
@@ -36,6 +37,9 @@ def run(ctx: click.Context, grace: float) -> None:
         code = daemon.run()
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+    except StoreBusyError as exc:
+        structlog.get_logger(__name__).error("daemon_refused", error=str(exc))
+        fail(str(exc), EXIT_BUSY)
     except StoreError as exc:
         structlog.get_logger(__name__).error("daemon_failed", error=str(exc))
         fail(str(exc), EXIT_FAILURE)

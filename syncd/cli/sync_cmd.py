@@ -2,7 +2,9 @@
 
 Exit status: 0 when every eligible file is on the remote; 3 when that holds but some files were
 quarantined or skipped (bad content, bad names: see ``syncd status``); 1 when some eligible file
-is still not uploaded (failed after its retries, or changing while read); 78 for a bad config.
+is still not uploaded (failed after its retries, or changing while read); 78 for a bad config;
+75 when another syncd (a daemon or a pass) works on the same store as the same node: the pass is
+refused with one line naming the store, the node and the holder, and changes nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rich.progress import (
 from rich.text import Text
 
 from syncd.cli.context import (
+    EXIT_BUSY,
     EXIT_CONFIG,
     EXIT_FAILURE,
     EXIT_OK,
@@ -38,10 +41,11 @@ from syncd.cli.context import (
 from syncd.config import describe_server
 from syncd.connection import connect
 from syncd.engine import Engine, SyncReport
-from syncd.errors import ApiError, ConfigError, StoreError
+from syncd.errors import ApiError, ConfigError, StoreBusyError, StoreError
 from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor, beating
 from syncd.logs import configure_logging
 from syncd.pipeline import ScanSummary
+from syncd.store import instance_lock
 from syncd.upload import UploadEvent
 
 __all__ = ["EXIT_QUARANTINED", "sync"]
@@ -126,7 +130,8 @@ def sync(ctx: click.Context, progress: bool | None, dry_run: bool) -> None:
 
     The summary says what this pass did per folder (uploaded, quarantined, failed...); `syncd
     status` shows every file. Exit status: 0 all eligible files uploaded; 3 likewise but some
-    files are quarantined; 1 some eligible file is not uploaded; 78 configuration error.
+    files are quarantined; 1 some eligible file is not uploaded; 75 another syncd holds the
+    store as this node; 78 configuration error.
     """
     config = load_config_or_exit(ctx)
     if dry_run:
@@ -151,6 +156,13 @@ def sync(ctx: click.Context, progress: bool | None, dry_run: bool) -> None:
 
     try:
         with ExitStack() as stack:
+            # A pass beside a daemon on the same store as the same node is refused, like a second
+            # daemon: both would take each other's live claims for a crashed node's.
+            stack.callback(
+                instance_lock.acquire(
+                    config.state.database_url, config.node.name, command="sync"
+                ).release
+            )
             connection = stack.enter_context(connect(config, os.environ))
             engine = Engine(
                 config,
@@ -189,6 +201,8 @@ def sync(ctx: click.Context, progress: bool | None, dry_run: bool) -> None:
             server = describe_server(connection.server_url, embedded=connection.is_local_emulator)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+    except StoreBusyError as exc:
+        fail(str(exc), EXIT_BUSY)
     except (ApiError, StoreError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

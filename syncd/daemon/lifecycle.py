@@ -51,7 +51,7 @@ from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.retention_job import ScheduledRetention
 from syncd.retention_preview import RetentionPreviewer
 from syncd.retention_setup import retention_settings
-from syncd.store import Store, open_store
+from syncd.store import Store, instance_lock, open_store
 from syncd.web import StatusServer, create_status_app
 
 __all__ = ["DEFAULT_GRACE", "Daemon"]
@@ -110,6 +110,13 @@ class Daemon:
             stack.enter_context(self._signal_handlers())
             store = open_store(self._config.state.database_url, threads=self._config.store_threads)
             stack.callback(store.dispose)
+            # Before anything reads claims or recovers intents: a second daemon on this store as
+            # this node would take the first one's live claims for a crashed node's.
+            stack.callback(
+                instance_lock.acquire(
+                    self._config.state.database_url, self._config.node.name, command="run"
+                ).release
+            )
             connection = stack.enter_context(connect(self._config, self._environ))
             api_server = describe_server(
                 connection.server_url, embedded=connection.is_local_emulator
@@ -128,6 +135,8 @@ class Daemon:
                 on_upload=lambda event: read_model.upload_finished(event),
                 on_unstable=lambda spec, rel_path: watching.retouch(spec, rel_path),
                 on_racy=lambda spec, rel_path: watching.retouch(spec, rel_path),
+                # Rescans hand files changed within `settle` to the watcher's settle rule.
+                on_unsettled=lambda spec, rel_path: watching.retouch(spec, rel_path),
             )
             retention = ScheduledRetention(
                 # Reads the config at every run, so SIGHUP's new ages apply from the next run.
@@ -174,6 +183,7 @@ class Daemon:
                 metrics=self._metrics,
                 notifier=self._notifier,
                 database=database,
+                fleet=fleet,
                 liveness=connection.client.liveness,
                 retention_preview=preview,
                 started_at=self._started_at,

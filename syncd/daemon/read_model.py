@@ -17,7 +17,7 @@ from syncd.daemon.scheduled import ScheduledWork
 from syncd.daemon.watching import FolderWatching
 from syncd.engine import Engine
 from syncd.errors import StoreError
-from syncd.fleet_runtime import NodeSnapshot, StateDatabaseMonitor
+from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier
 from syncd.pipeline import FolderSpec
@@ -51,6 +51,7 @@ class LiveReadModel:
         metrics: Metrics,
         notifier: SystemdNotifier,
         database: StateDatabaseMonitor,
+        fleet: FleetRuntime,
         liveness: Liveness,
         retention_preview: RetentionPreviewer,
         started_at: datetime,
@@ -64,6 +65,7 @@ class LiveReadModel:
         self._metrics = metrics
         self._notifier = notifier
         self._database = database
+        self._fleet = fleet
         self._liveness = liveness
         self._retention_preview = retention_preview
         self._started_at = started_at
@@ -83,7 +85,10 @@ class LiveReadModel:
         except StoreError as exc:
             self._database.failed(exc)
         else:
-            self._database.succeeded()
+            if self._database.is_down:
+                # A read proves nothing (a full disk or a writer's lock still serve reads):
+                # only a write ends an outage, so probe with the heartbeat's (issue 21).
+                self._fleet.beat()
         self._metrics.degraded.set(0 if self.health()[0] else 1)
         if notify:
             self._notifier.status(self.status_line())

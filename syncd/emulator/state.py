@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from syncd.errors import StoreBusyError
+
 __all__ = ["DataDirBusyError", "FileStore", "ListQuery", "NewFile", "StoredFile"]
 
 _SCHEMA_VERSION = 1
@@ -72,8 +74,12 @@ _COUNT_LIVE = "SELECT COUNT(*) FROM files WHERE expires_at IS NULL OR expires_at
 _SELECT_EXPIRED_IDS = "SELECT id FROM files WHERE expires_at IS NOT NULL AND expires_at <= ?"
 
 
-class DataDirBusyError(RuntimeError):
-    """Another emulator (in this or another process) already serves this data dir."""
+class DataDirBusyError(StoreBusyError, RuntimeError):
+    """Another emulator (in this or another process) already serves this data dir.
+
+    A :class:`~syncd.errors.StoreBusyError`: for ``syncd sync`` beside a daemon whose embedded
+    emulator holds it, it means the same as the state store being held (one line, exit 75).
+    """
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,8 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "DEFAULT_BUSY_TIMEOUT_MS",
     "SQLITE_CACHE_KIB",
+    "WAL_AUTOCHECKPOINT_PAGES",
+    "WAL_SIZE_LIMIT",
     "DatabaseTarget",
     "check_integrity",
     "make_engine",
@@ -51,6 +53,13 @@ DEFAULT_POOL_SIZE = 5
 CONNECT_TIMEOUT_S = 5
 #: Page cache per SQLite connection, in KiB (see the pragma below).
 SQLITE_CACHE_KIB = 512
+#: Bytes a SQLite WAL file is cut back to after a checkpoint (``journal_size_limit``). Without
+#: it the file keeps its largest size for good: on a small volume syncd's own WAL filled it, and
+#: freeing the user's space was not enough (issue 21).
+WAL_SIZE_LIMIT = 1 << 20
+#: WAL pages after which a commit checkpoints (SQLite's default, 1000 pages, is ~4 MB): the
+#: WAL stays around a megabyte on a busy store.
+WAL_AUTOCHECKPOINT_PAGES = 256
 
 _SIDECAR_SUFFIXES = ("-wal", "-shm", "-journal")
 
@@ -235,6 +244,8 @@ def _install_sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
             cursor.execute("PRAGMA journal_mode = WAL")
             # Durable at every checkpoint and safe from corruption in WAL mode; much faster.
             cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             # Each pooled connection keeps its own page cache (SQLite's default is 2 MiB): with
             # 100,000 rows that was ~2 MB of daemon RSS per connection. The OS page cache holds
             # the file anyway, and syncd's queries are index lookups and one scan per rescan.

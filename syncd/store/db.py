@@ -8,12 +8,17 @@ shared between threads; every database failure inside one becomes a
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import StoreError
@@ -22,9 +27,15 @@ from syncd.store import migrate as migrations
 
 __all__ = ["Store", "open_store"]
 
+#: Seconds between two attempts to make room in a full SQLite volume (see Store._make_room).
+_MAKE_ROOM_EVERY = 1.0
+
 
 class Store:
-    """An open state database. Thread-safe; hand each thread its own :meth:`session`."""
+    """An open state database. Thread-safe; hand each thread its own :meth:`session`.
+
+    Any thread calls :meth:`session`; ``_room_lock`` guards only when room was last made.
+    """
 
     def __init__(
         self,
@@ -41,6 +52,8 @@ class Store:
         self.busy_timeout_ms = busy_timeout_ms
         self._where = target.display
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._room_lock = threading.Lock()
+        self._room_tried_at = -_MAKE_ROOM_EVERY
 
     def __repr__(self) -> str:
         return f"Store(url={self.url!r})"
@@ -53,11 +66,32 @@ class Store:
             StoreError: the database failed (locked past the busy timeout, read-only, full,
                 corrupt); the transaction was rolled back.
         """
-        with (
-            diagnosis.translated(self._where, busy_timeout_ms=self.busy_timeout_ms),
-            self._sessions.begin() as session,
-        ):
-            yield session
+        try:
+            with (
+                diagnosis.translated(self._where, busy_timeout_ms=self.busy_timeout_ms),
+                self._sessions.begin() as session,
+            ):
+                yield session
+        except StoreError as exc:
+            if self.path is not None and diagnosis.is_disk_full(exc):
+                self._make_room()
+            raise
+
+    def _make_room(self) -> None:
+        """A write failed for want of room: try to checkpoint and cut the WAL to nothing, so
+        the space the WAL held (and any the user freed) is there for the next write.
+
+        Best effort, at most once per :data:`_MAKE_ROOM_EVERY` seconds whichever thread fails
+        (guarded by ``_room_lock``): the checkpoint needs room itself and fails while none is
+        free; an open read elsewhere may keep it from finishing (the next failure retries).
+        """
+        now = time.monotonic()
+        with self._room_lock:
+            if now - self._room_tried_at < _MAKE_ROOM_EVERY:
+                return
+            self._room_tried_at = now
+        with contextlib.suppress(SQLAlchemyError, sqlite3.Error), self.engine.connect() as c:
+            c.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def dispose(self) -> None:
         """Close every pooled connection (the store is unusable afterwards)."""

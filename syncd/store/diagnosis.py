@@ -23,7 +23,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from syncd.errors import StoreError
 from syncd.logs import redact_text
 
-__all__ = ["CORRUPT_HINT", "describe_db_error", "describe_os_error", "translated"]
+__all__ = [
+    "CORRUPT_HINT",
+    "describe_db_error",
+    "describe_os_error",
+    "is_disk_full",
+    "translated",
+]
 
 #: PostgreSQL's SQLSTATE for a lock not granted within ``lock_timeout``.
 _PG_LOCK_NOT_AVAILABLE = "55P03"
@@ -43,6 +49,14 @@ def _sqlite_primary_code(exc: BaseException) -> str | None:
     if not isinstance(name, str) or not name.startswith("SQLITE_"):
         return None
     return name.removeprefix("SQLITE_").split("_", 1)[0]
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a :class:`StoreError` (or driver error) says SQLite could not write for want of
+    room (``SQLITE_FULL``, or an I/O error on a volume that filled up)."""
+    cause = exc.__cause__ if isinstance(exc, StoreError) and exc.__cause__ else exc
+    orig = cause.orig if isinstance(cause, DBAPIError) and cause.orig is not None else cause
+    return _sqlite_primary_code(orig) in ("FULL", "IOERR")
 
 
 def describe_db_error(exc: BaseException, where: str, *, busy_timeout_ms: int) -> str:

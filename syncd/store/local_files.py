@@ -263,6 +263,7 @@ def upsert_local(
     since the caller read it) keeps its state: the content was judged, and maybe claimed.
     """
     s.flush()
+    rows.begin_write(s)
     key = {"b_folder": folder, "b_rel_path": rel_path}
     stored = s.execute(_BY_PATH_FOR_UPDATE, key).one_or_none()
     if stored is None:
@@ -300,6 +301,10 @@ def upsert_local(
         and state in plan.SETTLED_STATES
     ):
         state, reset_attempts = record.state, False
+    if rows.forgets_upload(record.state, record.sha256, record.remote_file_id, state, sha256):
+        # The caller judged a row it read before this content's upload was recorded: the
+        # state machine refuses to forget a recorded upload whatever a caller asks.
+        state, reset_attempts = record.state, False
     changes = rows.state_transition(record.state, state, now)
     changes.update(
         purpose=purpose,
@@ -331,13 +336,21 @@ def set_state(
     last_error: str | None = None,
     remote_file_id: str | EllipsisType | None = ...,
     next_attempt_at: datetime | None = None,
+    expect_sha256: str | None = None,
 ) -> None:
     """Move one row to ``state``; ``last_error`` and ``next_attempt_at`` are set as given.
 
     ``remote_file_id`` is left alone unless passed (None clears it). Leaving ``pending`` and
-    ``uploading`` forgets the upload intent.
+    ``uploading`` forgets the upload intent. With ``expect_sha256`` (an attempt's outcome) the
+    row is left alone unless it still holds that content and the move forgets no upload.
     """
-    row = rows.local_row(s, local_id)
+    rows.begin_write(s)
+    row = rows.local_row(s, local_id, lock=True)
+    if expect_sha256 is not None and (
+        row.sha256 != expect_sha256
+        or rows.forgets_upload(row.state, row.sha256, row.remote_file_id, state, expect_sha256)
+    ):
+        return  # an outcome for other bytes, or for content recorded meanwhile: not this row's
     rows.move_state(row, state, now)
     row.last_error = last_error
     row.next_attempt_at = next_attempt_at

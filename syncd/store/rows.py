@@ -14,7 +14,7 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Table, Update, bindparam, update
+from sqlalchemy import Column, Table, TextClause, Update, bindparam, text, update
 from sqlalchemy.orm import Mapper, Session, class_mapper
 
 from syncd.domain import LocalState
@@ -29,8 +29,10 @@ __all__ = [
     "REMOTE_COLUMNS",
     "REMOTE_TABLE",
     "UNSYNCED_STATES",
+    "begin_write",
     "chunked",
     "forget_cached",
+    "forgets_upload",
     "local_row",
     "move_state",
     "state_transition",
@@ -48,6 +50,13 @@ _RETRY_CYCLE = frozenset({LocalState.PENDING, LocalState.UPLOADING})
 
 #: States in which an upload intent may still matter (the request may have reached the server).
 _INTENT_STATES = frozenset({LocalState.PENDING, LocalState.UPLOADING})
+
+#: States a row whose content is on the remote must never be put back into for that content:
+#: the uploader would send it again and, recording the copy, delete the announced id.
+_SENDING_STATES = frozenset({LocalState.PENDING, LocalState.UPLOADING, LocalState.FAILED})
+
+#: A write that touches nothing: SQLite starts a write transaction for it (see begin_write).
+_WRITE_LOCK: TextClause = text("UPDATE local_files SET id = id WHERE 0")
 
 #: Bound parameters per ``IN (...)``: far below every backend's limit.
 _CHUNK = 500
@@ -86,13 +95,16 @@ def to_audit_record(row: AuditEntry) -> AuditRecord:
     return AuditRecord(**{name: getattr(row, name) for name in _AUDIT_FIELDS})
 
 
-def local_row(s: Session, local_id: int) -> LocalFile:
+def local_row(s: Session, local_id: int, *, lock: bool = False) -> LocalFile:
     """The row with ``local_id``; rows are never deleted, so a missing one is a caller's bug.
+
+    ``lock``: read it ``FOR UPDATE`` (PostgreSQL; on SQLite see :func:`begin_write`), for a
+    caller that decides on what it reads before it writes.
 
     Raises:
         StoreError: no such row.
     """
-    row = s.get(LocalFile, local_id)
+    row = s.get(LocalFile, local_id, with_for_update=True if lock else None)
     if row is None:
         raise StoreError(f"no local file with id {local_id} in the state store")
     return row
@@ -112,6 +124,41 @@ def state_transition(old: LocalState | None, new: LocalState, now: datetime) -> 
         values["intent_started_at"] = None
         values["intent_filename"] = None
     return values
+
+
+def forgets_upload(
+    stored_state: LocalState,
+    stored_sha256: str | None,
+    stored_remote_id: str | None,
+    new_state: LocalState,
+    new_sha256: str | None,
+) -> bool:
+    """Whether moving a row to ``new_state`` for content ``new_sha256`` would forget that
+    this content is recorded on the remote: the state machine refuses that move.
+
+    Only a content change, the remote copy vanishing or retention deleting it (which say so
+    themselves) may take an ``uploaded`` row back to a sending state.
+    """
+    return (
+        stored_state is LocalState.UPLOADED
+        and stored_remote_id is not None
+        and stored_sha256 == new_sha256
+        and new_state in _SENDING_STATES
+    )
+
+
+def begin_write(s: Session) -> None:
+    """Make the rest of ``s``'s transaction read the newest rows and keep them until it commits.
+
+    A read-modify-write must not decide on a row another thread changes before it writes.
+    PostgreSQL's ``FOR UPDATE`` takes care of that; SQLite (pysqlite) runs a transaction's
+    reads before its first write outside any transaction, so a record committed in between
+    was overwritten with what was read before it (issue 21: a rescan wrote ``uploading`` back
+    over the upload just recorded). A statement that writes nothing takes SQLite's write lock
+    first; later readers still read, other writers wait (busy timeout) as they would anyway.
+    """
+    if s.get_bind().dialect.name == "sqlite":
+        s.execute(_WRITE_LOCK)
 
 
 def move_state(row: LocalFile, state: LocalState, now: datetime) -> None:

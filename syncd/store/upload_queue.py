@@ -13,7 +13,7 @@ Core on prebuilt statements, and they find the earliest due rows through the
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
@@ -94,9 +94,11 @@ _CLAIM_SKIP_LOCKED = _CLAIM.where(
     )
 ).returning(*rows.LOCAL_COLUMNS)
 _ROW_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id"))
-_UPLOAD_TARGET = select(
-    _T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id
-).where(_T.c.id == bindparam("b_id"))
+_UPLOAD_TARGET = (
+    select(_T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id)
+    .where(_T.c.id == bindparam("b_id"))
+    .with_for_update()
+)
 _R = rows.REMOTE_TABLE
 _REMOTE_EXISTS = select(_R.c.file_id).where(_R.c.file_id == bindparam("b_file_id"))
 _INSERT_REMOTE = insert(_R)
@@ -166,6 +168,7 @@ def claim_due_uploads(
     limit: int,
     folders: Collection[str] | None = None,
     node: str | None = None,
+    sent_name: Callable[[str], str] = str,
 ) -> list[LocalFileRecord]:
     """Take up to ``limit`` due ``pending`` rows (earliest due first) and mark them ``uploading``.
 
@@ -195,7 +198,10 @@ def claim_due_uploads(
             break
         for _due, local_id, rel_path in candidates:
             tried.add(local_id)
-            record = _claim_one(s, local_id, PurePosixPath(rel_path).name, now, node)
+            # The intent records the name as the client sends it (it may percent-encode it):
+            # the adoption lookup after a lost answer looks for what the server received.
+            name = sent_name(PurePosixPath(rel_path).name)
+            record = _claim_one(s, local_id, name, now, node)
             if record is not None:
                 claimed.append(record)
     return claimed
@@ -281,6 +287,7 @@ def record_upload(
     folder replaces changed files).
     """
     s.flush()
+    rows.begin_write(s)
     row = s.execute(_UPLOAD_TARGET, {"b_id": local_id}).one_or_none()
     if row is None:
         raise StoreError(f"no local file with id {local_id} in the state store")
@@ -376,6 +383,7 @@ def record_failure(
     now: datetime,
     keep_intent: bool = False,
     count_attempt: bool = True,
+    expect_sha256: str | None = None,
 ) -> None:
     """An attempt failed: back to ``pending`` until ``next_attempt_at``, or ``failed``.
 
@@ -383,8 +391,19 @@ def record_failure(
     the next attempt looks for it before sending again; giving up always forgets it.
     ``count_attempt=False`` gives back the attempt the claim counted: the failure said nothing
     about this file (the API was down, or the store was unavailable).
+    ``expect_sha256``: the content the attempt sent. A row that holds other content now (a new
+    version was queued, and maybe claimed by another worker) or whose content was recorded as
+    uploaded meanwhile is left alone: an outcome for an old version never touches a newer one.
     """
-    row = rows.local_row(s, local_id)
+    rows.begin_write(s)
+    row = rows.local_row(s, local_id, lock=True)
+    if expect_sha256 is not None and (
+        row.sha256 != expect_sha256
+        or rows.forgets_upload(
+            row.state, row.sha256, row.remote_file_id, LocalState.PENDING, expect_sha256
+        )
+    ):
+        return
     if not count_attempt and row.attempts > 0:
         row.attempts -= 1
     if give_up:

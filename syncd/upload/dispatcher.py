@@ -20,7 +20,7 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session
 
-from syncd.api import Files
+from syncd.api import Files, sent_filename
 from syncd.errors import StoreError
 from syncd.outage import OutageGate, outage_threshold
 from syncd.pipeline import FolderSpec, utc_now
@@ -243,6 +243,7 @@ class Uploader:
                             limit=allowed,
                             folders=list(folders),
                             node=self._settings.node,
+                            sent_name=sent_filename,
                         )
                 finally:
                     if probe and not claimed:
@@ -302,6 +303,11 @@ class Uploader:
         folders = self._folders()
         now = self._clock()
         claimed = repo.claim_due_uploads(
-            s, now=now, limit=1, folders=list(folders), node=self._settings.node
+            s,
+            now=now,
+            limit=1,
+            folders=list(folders),
+            node=self._settings.node,
+            sent_name=sent_filename,
         )
         return Work(claimed[0], folders[claimed[0].folder], now, ticket) if claimed else None

@@ -115,6 +115,7 @@ class Failures:
                 give_up=give_up,
                 keep_intent=keep_intent and not give_up,
                 count_attempt=counted,
+                expect_sha256=record.sha256,
                 now=now,
             )
             return None
@@ -167,7 +168,12 @@ class Failures:
 
         def write(s: Session) -> None:
             repo.set_state(
-                s, record.id, LocalState.QUARANTINED, now=now, last_error=redact_text(str(exc))
+                s,
+                record.id,
+                LocalState.QUARANTINED,
+                now=now,
+                last_error=redact_text(str(exc)),
+                expect_sha256=record.sha256,
             )
             repo.audit(
                 s,
@@ -187,7 +193,12 @@ class Failures:
     def changed(self, record: LocalFileRecord, folder: FolderSpec, why: str) -> None:
         self._rows.persist(
             lambda s: repo.set_state(
-                s, record.id, LocalState.UNSTABLE, now=self._clock(), last_error=why
+                s,
+                record.id,
+                LocalState.UNSTABLE,
+                now=self._clock(),
+                last_error=why,
+                expect_sha256=record.sha256,
             )
         )
         log.info("file_changed", folder=folder.name, path=record.rel_path, error=why)

@@ -18,7 +18,7 @@ from typing import BinaryIO, cast
 
 import structlog
 
-from syncd.api import FileInfo, Files
+from syncd.api import FileInfo, Files, sent_filename
 from syncd.errors import (
     ApiError,
     FileChangedError,
@@ -109,8 +109,13 @@ class FileUpload:
         # claim keeps an earlier intent and records its own time only when there was none.
         earlier_unsettled = intent is not None and intent != claimed
         if intent is not None and earlier_unsettled:
+            # Look for the name as it was sent (recorded with the intent; an intent recorded
+            # before syncd kept that holds the local name): the client may percent-encode it.
+            sent = record.intent_filename
+            if sent is None or sent == filename:
+                sent = sent_filename(filename)
             try:
-                adopted = self._look_for_earlier_upload(record, filename, intent)
+                adopted = self._look_for_earlier_upload(record, sent, intent)
             except ApiError as exc:
                 self._failures.retry_later(record, folder, exc)
                 return None
