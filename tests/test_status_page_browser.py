@@ -168,7 +168,9 @@ def test_page_shows_folders_problems_and_activity(
     # The API outage shows in the overview once the daemon has seen it.
     def outage_shown() -> bool:
         page.goto(running.url)
-        return "Files API unavailable" in page.locator("#api").inner_text()
+        # "Files API (<where it goes>) unavailable for …": the server is named in between.
+        text = page.locator("#api").inner_text()
+        return text.startswith("Files API") and "unavailable for" in text
 
     wait_until(outage_shown, timeout=30, interval=0.5, what="the API outage on the page")
     page.screenshot(path=str(tmp_path / "status-page.png"), full_page=True)

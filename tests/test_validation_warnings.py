@@ -55,7 +55,7 @@ def test_a_warned_file_is_uploaded_and_status_shows_the_warning(
     assert entry["reason"] is None
     assert entry["warnings"] == [warning_lines[0]["warnings"][0]]
 
-    problems = run_cli(config, "status", "--problems")
+    problems = run_cli(config, "status", "--problems", "--table")
     assert problems.exit_code == 0
     assert "calls.jsonl" in problems.stdout
     assert "warning: line 1:" in problems.stdout  # the rest is folded to the table's width
