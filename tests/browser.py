@@ -35,7 +35,7 @@ def chromium_path() -> str:
     if not found or not Path(found).exists():
         pytest.fail(
             "the status page's browser tests need Chromium: `apt-get install chromium` "
-            "(Debian's package; .ci/run installs it) or set SYNCD_CHROMIUM to its executable"
+            "(Debian's package; make test installs it) or set SYNCD_CHROMIUM to its executable"
         )
     return found
 
