@@ -28,20 +28,15 @@ def _checkout_commit() -> str | None:
     if git is None or not (_CHECKOUT / ".git").exists() or not (_CHECKOUT / "syncd").is_dir():
         return None
     try:
-        head = subprocess.run(
-            [git, "-C", str(_CHECKOUT), "rev-parse", "--short=12", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [git, "-C", str(_CHECKOUT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        head = _git(git, "rev-parse", "--short=12", "HEAD")
+        dirty = _git(git, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return None
     return f"git {head}" + (", modified" if dirty else "")
+
+
+def _git(git: str, *args: str) -> str:
+    done = subprocess.run(
+        [git, "-C", str(_CHECKOUT), *args], capture_output=True, text=True, timeout=5, check=True
+    )
+    return done.stdout.strip()
