@@ -1,7 +1,7 @@
 """Headless Chromium for the status page's tests: Debian's ``chromium``, driven by Playwright.
 
 Playwright never downloads a browser here: it launches the system's Chromium (``SYNCD_CHROMIUM``,
-else ``chromium`` on PATH; `.ci/run` installs Debian's package where it is missing). The flags
+else ``chromium`` on PATH; `make test` installs Debian's package where it is missing). The flags
 keep Chromium off the network it would otherwise call home to, and let it run as root in CI.
 """
 

@@ -97,7 +97,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of the suite's own (initdb, 127.0.0.1, a free port), started on
     first use and stopped after the last test. Missing server binaries are an error, never a
-    skip: ``.ci/run`` installs them."""
+    skip: ``make test`` installs them."""
     from tests.postgres_cluster import PostgresCluster
 
     cluster = PostgresCluster.create()

@@ -50,7 +50,7 @@ _SERVER_OPTIONS = (
 )
 _INSTALL_HINT = (
     "the test suite needs PostgreSQL's server binaries (initdb, pg_ctl, postgres): "
-    "run `bash .ci/run`, which installs them, or `apt-get install -y postgresql`"
+    "run `make test`, which installs them, or `apt-get install -y postgresql`"
 )
 
 
