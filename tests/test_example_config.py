@@ -112,11 +112,11 @@ def test_ocr_sample_is_a_pdf() -> None:
 
 
 def test_production_template_talks_to_mistral_with_a_key_file(tmp_path: Path) -> None:
-    """config.production.toml (the README's way to production) loads: Mistral's API, the key
+    """systemd/config.production.toml (the README's way to production) loads: Mistral's API, the key
     from a file, an absolute state path; check-config then only asks for the key file."""
     (tmp_path / "mistral-api-key").write_text("sk-template-test\n", encoding="utf-8")
     copy = tmp_path / "config.toml"
-    copy.write_text((REPO / "config.production.toml").read_text(encoding="utf-8"))
+    copy.write_text((REPO / "systemd" / "config.production.toml").read_text(encoding="utf-8"))
     config = load_config(copy, environ={})
     assert config.api.server_url == "https://api.mistral.ai"
     assert config.api.api_key_file == tmp_path / "mistral-api-key"
