@@ -109,18 +109,7 @@ class TokenGuard:
         if self.allows(headers.get(b"authorization")):
             await self.app(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(_UNAUTHORIZED_BODY)).encode()),
-                    *_CHALLENGES,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _UNAUTHORIZED_BODY})
+        await _refuse(send, 401, _UNAUTHORIZED_BODY, _CHALLENGES)
 
 
 class HostGuard:
@@ -156,14 +145,22 @@ class HostGuard:
         if self.allows(dict(scope.get("headers", [])).get(b"host"), server_port):
             await self.app(scope, receive, send)
             return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 421,
-                "headers": [
-                    (b"content-type", b"text/plain; charset=utf-8"),
-                    (b"content-length", str(len(_MISDIRECTED_BODY)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": _MISDIRECTED_BODY})
+        await _refuse(send, 421, _MISDIRECTED_BODY)
+
+
+async def _refuse(
+    send: Send, status: int, body: bytes, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer ``status`` with a plain-text ``body`` without calling the app."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
