@@ -36,11 +36,14 @@ __all__ = [
     "AuditEntry",
     "Base",
     "FreeText",
+    "Job",
+    "JobResult",
     "LocalFile",
     "LocalStateType",
     "Meta",
     "Node",
     "RemoteFile",
+    "ResultFile",
     "UTCDateTime",
 ]
 
@@ -59,6 +62,7 @@ PURPOSE_LENGTH = purposes.PURPOSE_LENGTH
 STATE_LENGTH = 16
 ACTION_LENGTH = 32
 NODE_NAME_LENGTH = 63
+JOB_KEY_LENGTH = 64
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -245,3 +249,92 @@ class Meta(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class Job(Base):
+    """One batch job or OCR request for one uploaded content of one folder (issue: results).
+
+    ``key`` is derived from (folder, kind, sha256): one job per content and folder, whatever
+    the paths holding it. A submitted batch job carries it in its ``metadata``, so a create
+    whose answer was lost is found again through the listing's metadata filter.
+    """
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_folder_state", "folder", "state"),
+        Index("ix_jobs_remote_job_id", "remote_job_id"),
+    )
+
+    key: Mapped[str] = mapped_column(String(JOB_KEY_LENGTH), primary_key=True)
+    folder: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    """``batch`` or ``ocr``."""
+    mode: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    """``submit`` (syncd creates the batch job), ``wait`` (someone else does) or ``ocr``."""
+    sha256: Mapped[str] = mapped_column(String(SHA256_HEX))
+    input_file_id: Mapped[str] = mapped_column(String(FILE_ID_LENGTH))
+    rel_path: Mapped[str] = mapped_column(Text)
+    """The first path that held this content (others are in ``job_results``)."""
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    """held | pending | creating | running | downloading | done | failed."""
+    model: Mapped[str | None] = mapped_column(Text)
+    remote_job_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
+    remote_status: Mapped[str | None] = mapped_column(String(ACTION_LENGTH))
+    total_requests: Mapped[int | None] = mapped_column(Integer)
+    completed_requests: Mapped[int | None] = mapped_column(Integer)
+    succeeded_requests: Mapped[int | None] = mapped_column(Integer)
+    failed_requests: Mapped[int | None] = mapped_column(Integer)
+    output_file_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
+    error_file_id: Mapped[str | None] = mapped_column(String(FILE_ID_LENGTH))
+    reason: Mapped[str | None] = mapped_column(FreeText())
+    """Why it is held, or why it failed (the API's errors)."""
+    requests_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Creates (batch) or OCR requests sent for it: more than one means an answer was lost."""
+    answers_lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    intent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    """When the create (or OCR request) was first about to be sent: the spending guard's clock."""
+    remote_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claimed_by: Mapped[str | None] = mapped_column(String(NODE_NAME_LENGTH))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    result_bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class JobResult(Base):
+    """One input path whose content a job answers: waiting for it, or its results written."""
+
+    __tablename__ = "job_results"
+    __table_args__ = (
+        UniqueConstraint("folder", "rel_path", "sha256"),
+        Index("ix_job_results_job_key", "job_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    folder: Mapped[str] = mapped_column(Text)
+    rel_path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(SHA256_HEX))
+    job_key: Mapped[str] = mapped_column(ForeignKey("jobs.key", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    """waiting | written | failed."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    written_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    beside: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """A result landed beside a file a person edited, under another name."""
+
+
+class ResultFile(Base):
+    """What syncd last wrote at one path of a results folder: an edited file differs from it."""
+
+    __tablename__ = "result_files"
+    __table_args__ = (Index("ix_result_files_job_key", "job_key"),)
+
+    folder: Mapped[str] = mapped_column(Text, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, primary_key=True)
+    """Relative to the folder's results folder."""
+    sha256: Mapped[str] = mapped_column(String(SHA256_HEX))
+    size: Mapped[int] = mapped_column(BigInteger)
+    job_key: Mapped[str] = mapped_column(String(JOB_KEY_LENGTH))
+    input_rel_path: Mapped[str] = mapped_column(Text)
+    written_at: Mapped[datetime] = mapped_column(UTCDateTime())
