@@ -239,7 +239,7 @@ class ResultsConfig(_Table):
     """``[results]``: how syncd follows the jobs whose results come home (see each folder's
     ``results``)."""
 
-    poll_interval: SecondsDuration = timedelta(seconds=2)
+    poll_interval: PositiveDuration = timedelta(seconds=2)
     """One job listing per folder with jobs in flight, this often while they move..."""
     poll_interval_max: SecondsDuration = timedelta(minutes=1)
     """...backed off up to this while none of them changes. No jobs in flight: no listing."""

@@ -53,6 +53,13 @@ class Fetcher:
                 waiting = job_rows.results_of(s, job.key, state="waiting")
             written = self._writer.write_batch(claimed, spec, waiting)
             succeeded = claimed.remote_status == "SUCCESS"
+            if not succeeded:
+                # Whatever the job left (its error file, a partial output) is written, but
+                # these inputs did not get their answers.
+                with self._book.session() as s:
+                    job_rows.mark_results(
+                        s, [r.id for r in waiting], state="failed", now=self._book.clock()
+                    )
             self._book.update(
                 job.key,
                 state="done" if succeeded else "failed",

@@ -82,6 +82,7 @@ def land(
     previous: Previous | None,
     beside: str,
     transform: Transform | None = None,
+    owner: str = "",
 ) -> Landed:
     """Write ``chunks`` to ``root/rel_path`` (see the module docstring) and return where.
 
@@ -93,7 +94,7 @@ def land(
     parts = PurePosixPath(rel_path).parts
     name = parts[-1]
     with _directory(root, parts[:-1]) as dir_fd:
-        staged = _stage(dir_fd, name, chunks)
+        staged = _stage(dir_fd, name, chunks, owner)
         try:
             if expected_size is not None and staged.size != expected_size:
                 raise ResultSizeError(
@@ -102,7 +103,7 @@ def land(
                     f"{expected_size}; not landed",
                 )
             if transform is not None:
-                rewritten = _rewrite(dir_fd, name, staged.name, transform)
+                rewritten = _rewrite(dir_fd, name, staged.name, transform, owner)
                 os.unlink(staged.name, dir_fd=dir_fd)
                 staged = rewritten
             final_name, kept = _target(
@@ -117,9 +118,10 @@ def land(
     return Landed(final, staged.size, staged.sha256, kept)
 
 
-def clean_temporaries(root: Path, *, older_than: float) -> int:
-    """Remove temporary files a crash left in ``root`` (older than ``older_than`` seconds: a
-    fresh one may be another node's download in progress); how many were removed."""
+def clean_temporaries(root: Path, *, owner: str, older_than: float) -> int:
+    """Remove temporary files a crash left in ``root``: ``owner``'s own (this node runs one
+    daemon at a time, so none of them is in progress), and other nodes' once older than
+    ``older_than`` seconds (a fresh one may be a download in progress); how many."""
     removed = 0
     if not root.is_dir():
         return 0
@@ -129,8 +131,9 @@ def clean_temporaries(root: Path, *, older_than: float) -> int:
             if not (name.startswith(".") and _TMP_MARK in name and name.endswith(".tmp")):
                 continue
             path = Path(directory, name)
+            mine = f"{_TMP_MARK}{owner}-" in name
             try:
-                if path.lstat().st_mtime < deadline:
+                if mine or path.lstat().st_mtime < deadline:
                     path.unlink()
                     removed += 1
             except FileNotFoundError:
@@ -173,8 +176,12 @@ def _directory(root: Path, parts: tuple[str, ...]) -> Iterator[int]:
         os.close(fd)
 
 
-def _stage(dir_fd: int, name: str, chunks: Iterable[bytes]) -> _Staged:
-    tmp = f".{name}{_TMP_MARK}{secrets.token_hex(4)}.tmp"
+def _temporary_name(name: str, owner: str) -> str:
+    return f".{name}{_TMP_MARK}{owner}-{secrets.token_hex(4)}.tmp"
+
+
+def _stage(dir_fd: int, name: str, chunks: Iterable[bytes], owner: str) -> _Staged:
+    tmp = _temporary_name(name, owner)
     fd = os.open(tmp, _NEW_FILE, 0o644, dir_fd=dir_fd)
     digest = hashlib.sha256()
     size = 0
@@ -192,11 +199,11 @@ def _stage(dir_fd: int, name: str, chunks: Iterable[bytes]) -> _Staged:
     return _Staged(tmp, size, digest.hexdigest())
 
 
-def _rewrite(dir_fd: int, name: str, source: str, transform: Transform) -> _Staged:
+def _rewrite(dir_fd: int, name: str, source: str, transform: Transform, owner: str) -> _Staged:
     fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dir_fd)
     with os.fdopen(fd, "rb") as src:
         buffer = _HashingWriter()
-        staged_name = f".{name}{_TMP_MARK}{secrets.token_hex(4)}.tmp"
+        staged_name = _temporary_name(name, owner)
         out_fd = os.open(staged_name, _NEW_FILE, 0o644, dir_fd=dir_fd)
         try:
             with os.fdopen(out_fd, "wb") as raw:

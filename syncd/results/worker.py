@@ -3,7 +3,7 @@
 Each cycle: uploaded files become jobs (:mod:`.discovery`), the spending guard lets jobs start
 (:mod:`.starting`), busy folders are listed on their schedule (:mod:`.polling`) and finished
 jobs' results are landed (:mod:`.fetching`). Between cycles it sleeps until the next listing
-is due, an upload wakes it, or :data:`IDLE_CYCLE` passes (held jobs are judged again then).
+is due, an upload wakes it, or :data:`IDLE_CYCLE` passes.
 
 Threads: :meth:`start` and :meth:`stop` from the lifecycle (main thread); :meth:`wake` from any
 thread (the upload workers); the cycles on the ``syncd-results`` thread. ``_wake`` is an Event;
@@ -37,8 +37,10 @@ __all__ = ["IDLE_CYCLE", "ResultsWorker"]
 
 log = structlog.get_logger(__name__)
 
-#: Longest sleep between cycles when nothing is due.
-IDLE_CYCLE = 30.0
+#: Longest sleep between cycles when nothing is due: how soon a copy of content already
+#: uploaded (which no upload announces) joins its job, and held jobs are judged again. A cycle
+#: with nothing to do reads the store only (one indexed query per step), never the API.
+IDLE_CYCLE = 5.0
 #: Temporary files a crash left are removed at start once they are this old (seconds).
 _STALE_TEMPORARY = 3600.0
 
@@ -81,7 +83,9 @@ class ResultsWorker:
         if not self._specs():
             return
         for spec in self._specs().values():
-            removed = landing.clean_temporaries(spec.results, older_than=_STALE_TEMPORARY)
+            removed = landing.clean_temporaries(
+                spec.results, owner=self.book.node, older_than=_STALE_TEMPORARY
+            )
             if removed:
                 log.info("results_temporaries_removed", folder=spec.name, files=removed)
         self._thread = threading.Thread(target=self._run, name="syncd-results", daemon=True)

@@ -106,6 +106,7 @@ class ResultWriter:
                 previous=self._previous(spec, name),
                 beside=beside_name(name, job.key),
                 transform=transform,
+                owner=self._book.node,
             )
         self._on_bytes(spec.name, landed.size)
         return landed
@@ -179,6 +180,7 @@ class ResultWriter:
                     expected_size=len(content),
                     previous=self._previous(spec, name),
                     beside=beside_name(name, job.key),
+                    owner=self._book.node,
                 )
                 for name, content in zip(names, contents, strict=True)
             ]
