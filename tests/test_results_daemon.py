@@ -246,3 +246,51 @@ def test_no_listing_while_nothing_is_in_flight(
         wait_until(
             lambda: emulator_requests(emulator, api_key) > before, timeout=3, what="a request"
         )
+
+
+def test_jobs_show_on_the_status_api_the_page_metrics_and_the_manifest(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+) -> None:
+    import subprocess
+    import sys
+
+    import httpx
+
+    config = results_config(
+        tmp_path, emulator, batch=SUBMIT, sections={"metrics": {"listen": '"127.0.0.1:0"'}}
+    )
+    write_batch_file(tmp_path / "in" / "batch" / "v.jsonl", salt="v")
+    daemon = start_daemon(config)
+    base = "http://" + daemon.wait_event("metrics_listening")["listen"]
+    daemon.wait_event("results_downloaded", timeout=30, path="v.jsonl")
+    [remote] = remote_jobs(emulator, api_key)
+
+    document = httpx.get(base + "/api/jobs").json()
+    [job] = document["jobs"]
+    assert (job["path"], job["state"], job["job_id"]) == ("v.jsonl", "done", remote.id)
+    assert job["progress"]["succeeded"] == 3
+    assert job["results"] == ["v.output.jsonl"]
+    assert document["counts"] == {"batch": {"done": 1}}
+    page = httpx.get(base + "/").text
+    assert 'id="results"' in page and remote.id in page
+
+    def gauges() -> str | None:
+        text = httpx.get(base + "/metrics").text
+        return text if 'syncd_jobs{folder="batch",state="done"} 1.0' in text else None
+
+    metrics = wait_until(gauges, timeout=15, what="the jobs gauge")
+    assert 'syncd_result_bytes_downloaded_total{folder="batch"}' in metrics
+
+    manifest = subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(config), "manifest"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    [row] = [json.loads(line) for line in manifest.stdout.splitlines()]
+    assert (row["path"], row["job_id"], row["output_file_id"], row["results"]) == (
+        "v.jsonl",
+        remote.id,
+        remote.output_file,
+        ["v.output.jsonl"],
+    )

@@ -53,7 +53,7 @@ from syncd.retention_job import ScheduledRetention
 from syncd.retention_preview import RetentionPreviewer
 from syncd.retention_setup import retention_settings
 from syncd.store import Store, instance_lock, open_store
-from syncd.upload.work import UploadEvent
+from syncd.upload import UploadEvent
 from syncd.web import StatusServer, create_status_app
 
 __all__ = ["DEFAULT_GRACE", "Daemon"]
@@ -210,6 +210,7 @@ class Daemon:
                 retention_preview=preview,
                 started_at=self._started_at,
                 api_server=api_server,
+                results=results,
             )
             reloader = Reloader(
                 self._config_path,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy import CursorResult, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd.domain import LocalState
@@ -26,6 +26,7 @@ __all__ = [
     "ACTIVE_STATES",
     "JOB_STATES",
     "TERMINAL_STATES",
+    "JobLineage",
     "UploadedInput",
     "WrittenFile",
     "add_job_result",
@@ -35,6 +36,7 @@ __all__ = [
     "get_job",
     "job_counts",
     "job_key",
+    "job_lineage",
     "jobs_in",
     "jobs_with_state",
     "jobs_with_waiting_results",
@@ -47,6 +49,7 @@ __all__ = [
     "results_of",
     "update_job",
     "written_files",
+    "written_paths",
 ]
 
 #: held: over the spending guard; pending: to submit, request, or wait for; creating: the
@@ -355,10 +358,45 @@ def job_counts(s: Session, folders: Collection[str] | None = None) -> dict[tuple
     return {(folder, state): count for folder, state, count in s.execute(query)}
 
 
-def recent_jobs(s: Session, *, limit: int = 50, active_first: bool = True) -> list[JobRecord]:
+def recent_jobs(
+    s: Session, *, folders: Collection[str] | None = None, limit: int = 50
+) -> list[JobRecord]:
     """Jobs for the status surfaces: those in flight or held first, then the newest others."""
-    order: list[Any] = []
-    if active_first:
-        order.append(and_(Job.state.in_(TERMINAL_STATES)).asc())
-    order += [Job.updated_at.desc(), Job.key]
-    return [_job(row) for row in s.scalars(select(Job).order_by(*order).limit(limit))]
+    query = select(Job)
+    if folders is not None:
+        query = query.where(Job.folder.in_(list(folders)))
+    query = query.order_by(Job.state.in_(TERMINAL_STATES).asc(), Job.updated_at.desc(), Job.key)
+    return [_job(row) for row in s.scalars(query.limit(limit))]
+
+
+def written_paths(s: Session, keys: Collection[str]) -> dict[str, list[str]]:
+    """job key -> the result paths syncd wrote for it (relative to the results folder)."""
+    if not keys:
+        return {}
+    found: dict[str, list[str]] = {}
+    query = select(ResultFile.job_key, ResultFile.path).where(ResultFile.job_key.in_(list(keys)))
+    for key, path in s.execute(query.order_by(ResultFile.path)):
+        found.setdefault(key, []).append(path)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class JobLineage:
+    """Where one job's results came from and went: for ``syncd manifest``."""
+
+    job_id: str | None
+    output_file_id: str | None
+    results: dict[str, list[str]]
+    """input path -> result paths written for it (relative to the results folder)."""
+
+
+def job_lineage(s: Session) -> dict[str, JobLineage]:
+    """job key -> its lineage (one entry per job; far fewer than the uploads)."""
+    found: dict[str, JobLineage] = {}
+    for key, job_id, output in s.execute(select(Job.key, Job.remote_job_id, Job.output_file_id)):
+        found[key] = JobLineage(job_id, output, {})
+    query = select(ResultFile.job_key, ResultFile.input_rel_path, ResultFile.path)
+    for key, input_path, path in s.execute(query.order_by(ResultFile.path)):
+        if key in found:
+            found[key].results.setdefault(input_path, []).append(path)
+    return found
