@@ -294,3 +294,33 @@ def test_jobs_show_on_the_status_api_the_page_metrics_and_the_manifest(
         remote.output_file,
         ["v.output.jsonl"],
     )
+
+
+def test_an_ocr_answer_lost_to_a_crash_is_counted_and_asked_again_once(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+) -> None:
+    import httpx
+
+    set_faults(emulator, api_key, fault_rate=1.0, fault_kinds=["job-create-hang"])
+    config = results_config(tmp_path, emulator, ocr={})
+    shutil.copy(EXAMPLE_PDF, tmp_path / "in" / "ocr" / "scan.pdf")
+    first = start_daemon(config)
+
+    def served() -> bool:
+        stats = httpx.get(
+            emulator.url + "/_emulator/stats", headers={"Authorization": f"Bearer {api_key}"}
+        ).json()
+        return bool(stats["faults_by_kind"].get("job-create-hang"))
+
+    wait_until(served, timeout=30, what="the OCR request served")
+    first.signal(signal.SIGKILL)
+    first.kill()
+    set_faults(emulator, api_key, fault_rate=0.0)
+    second = start_daemon(config)
+    second.wait_event("results_downloaded", timeout=30, path="scan.pdf")
+
+    assert second.named("ocr_answer_lost")[0]["path"] == "scan.pdf"
+    assert store_rows(tmp_path, "select state, requests_sent, answers_lost from jobs") == [
+        ("done", 2, 1)
+    ]
+    assert "Hello from syncd" in (tmp_path / "out" / "ocr" / "scan.md").read_text()

@@ -155,3 +155,39 @@ def test_batch_output_is_written_in_the_order_of_the_input() -> None:
     ordered_by(["a", "b", "c"])(src, dst)
     written = [json.loads(line) for line in dst.getvalue().splitlines()]
     assert [w.get("custom_id") for w in written] == ["a", "b", "c", "zz", None]
+
+
+def test_one_node_holds_a_job_until_its_claim_runs_out(engine_store: object) -> None:
+    """Fleet mode: a job (its create, its download) is worked by one node at a time."""
+    from datetime import UTC, datetime, timedelta
+
+    from syncd.store import Store
+    from syncd.store import jobs as job_rows
+
+    assert isinstance(engine_store, Store)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    lease = timedelta(seconds=60)
+    with engine_store.session() as s:
+        job_rows.ensure_job(
+            s,
+            key="k",
+            folder="shared:x",
+            kind="batch",
+            mode="submit",
+            sha256="ab" * 32,
+            input_file_id="f",
+            rel_path="a.jsonl",
+            model="m",
+            now=now,
+        )
+    with engine_store.session() as s:
+        first = job_rows.claim_job(s, "k", node="n1", now=now, lease=lease, states=["pending"])
+    with engine_store.session() as s:
+        second = job_rows.claim_job(s, "k", node="n2", now=now, lease=lease, states=["pending"])
+    with engine_store.session() as s:
+        later = job_rows.claim_job(
+            s, "k", node="n2", now=now + 2 * lease, lease=lease, states=["pending"]
+        )
+    assert first is not None and first.claimed_by == "n1"
+    assert second is None
+    assert later is not None and later.claimed_by == "n2"

@@ -185,8 +185,7 @@ def _describe_results(folder: FolderConfig) -> list[str]:
     else:
         how = "outputs of batch jobs anyone creates on its uploads"
     return [
-        f"      results -> {folder.results}: {how}, "
-        f"at most {folder.max_jobs_per_hour} new per hour"
+        f"      results -> {folder.results}: {how}, at most {folder.max_jobs_per_hour} new per hour"
     ]
 
 

@@ -182,7 +182,7 @@ def _is_target(kind: str, scope: Scope) -> bool:
     path = str(scope["path"]).rstrip("/")
     method = str(scope["method"])
     if kind == "job-create-hang":
-        return method == "POST" and path == "/v1/batch/jobs"
+        return method == "POST" and path in ("/v1/batch/jobs", "/v1/ocr")
     return method == "GET" and path.startswith("/v1/files/") and path.endswith("/content")
 
 

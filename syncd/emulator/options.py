@@ -25,9 +25,9 @@ __all__ = [
 #: FAILED, ``job-timeout`` ends TIMEOUT_EXCEEDED, ``job-stuck`` never finishes.
 JOB_FAULT_KINDS: tuple[str, ...] = ("job-fail", "job-timeout", "job-stuck")
 #: Faults aimed at one kind of request, for crash tests of results coming home; any other
-#: request drawing one is served normally. ``job-create-hang``: a batch job create is served
-#: (the job exists) and its answer never comes. ``download-stall``: a file's content starts
-#: and then stops coming, for good.
+#: request drawing one is served normally. ``job-create-hang``: a batch job create (or an OCR
+#: request) is served (the job exists, the document was read) and its answer never comes.
+#: ``download-stall``: a file's content starts and then stops coming, for good.
 TARGETED_FAULT_KINDS: tuple[str, ...] = ("job-create-hang", "download-stall")
 #: Every fault the emulator can inject, in the order the CLI documents them. ``hang`` reads the
 #: request and never answers; ``stall`` answers, then stops sending in the middle of the body.
