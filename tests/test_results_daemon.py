@@ -287,6 +287,17 @@ def test_jobs_show_on_the_status_api_the_page_metrics_and_the_manifest(
         text=True,
         check=True,
     )
+    status = subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(config), "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    jobs = json.loads(status.stdout)["jobs"]
+    assert jobs["counts"] == {"batch": {"done": 1}}
+    assert [(j["path"], j["job_id"], j["results"]) for j in jobs["jobs"]] == [
+        ("v.jsonl", remote.id, ["v.output.jsonl"])
+    ]
     [row] = [json.loads(line) for line in manifest.stdout.splitlines()]
     assert (row["path"], row["job_id"], row["output_file_id"], row["results"]) == (
         "v.jsonl",

@@ -77,6 +77,7 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
         adopt_legacy_keys(store, specs)
     names = {key: spec.name for key, spec in specs.items()}
     states = None if show_all else _NEEDS_ATTENTION
+    jobs: dict[str, object] | None = None
     try:
         with store.session() as s:
             counts = repo.state_counts(s)
@@ -85,6 +86,10 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
                 for key in specs
                 for record in repo.list_local(s, folder=key, states=states, or_warned=True)
             ]
+        if any(folder.results is not None for folder in config.folders):
+            from syncd.cli.status_jobs import jobs_document
+
+            jobs = jobs_document(store, config, names)
     finally:
         store.dispose()
     folder_counts = {names[k]: counts.get(k, {}) for k in specs}
@@ -106,6 +111,8 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
             ],
             "files": [file_json(record, folder) for folder, record in files],
         }
+        if jobs is not None:
+            document["jobs"] = jobs
         click.echo(json.dumps(document, indent=2))
         ctx.exit(code)
     if wants_porcelain(porcelain):
@@ -148,6 +155,10 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
             occurring or "no files yet",
         )
     console.print(summary)
+    if jobs is not None:
+        from syncd.cli.status_jobs import print_jobs
+
+        print_jobs(console, jobs)
     if not files:
         ctx.exit(code)
     table = Table(title="Files")

@@ -48,7 +48,8 @@ from syncd.engine import Engine
 from syncd.fleet_runtime import FleetRuntime, StateDatabaseMonitor
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier, watchdog_interval
-from syncd.results import ResultsWorker, results_specs
+from syncd.results.specs import results_specs
+from syncd.results.worker import ResultsWorker
 from syncd.retention_job import ScheduledRetention
 from syncd.retention_preview import RetentionPreviewer
 from syncd.retention_setup import retention_settings

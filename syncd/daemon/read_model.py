@@ -21,7 +21,8 @@ from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier
 from syncd.pipeline import FolderSpec
-from syncd.results import ResultsWorker, results_specs
+from syncd.results.specs import results_specs
+from syncd.results.worker import ResultsWorker
 from syncd.retention_preview import RetentionPreview, RetentionPreviewer
 from syncd.store import jobs as job_rows
 from syncd.store import repo

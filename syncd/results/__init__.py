@@ -11,9 +11,7 @@ Parts (each a module with one job; :mod:`~syncd.results.worker` composes them):
 - :mod:`~syncd.results.starting`: the spending guard, batch job creates and OCR requests;
 - :mod:`~syncd.results.polling`: one job listing per folder per interval;
 - :mod:`~syncd.results.fetching`: finished jobs' files downloaded and landed.
+
+Import the parts themselves (``syncd.results.worker``): this package's import loads nothing, so
+a command that needs only :mod:`~syncd.results.specs` does not pay for the worker's stack.
 """
-
-from syncd.results.specs import ResultsSpec, results_specs
-from syncd.results.worker import ResultsWorker
-
-__all__ = ["ResultsSpec", "ResultsWorker", "results_specs"]

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -22,6 +21,7 @@ from typing import BinaryIO
 import structlog
 
 from syncd.api import Mistral
+from syncd.api.deadlines import answer_deadline
 from syncd.api.ocr_models import OcrResponse
 from syncd.beneath import open_beneath
 from syncd.errors import ApiTimeoutError
@@ -96,12 +96,15 @@ class ResultWriter:
         transform: landing.Transform | None,
     ) -> landing.Landed:
         info = self._client.files.retrieve(file_id)
-        deadline = time.monotonic() + self._budget(info.bytes)
-        with self._client.files.download(file_id) as response:
+        budget = self._budget(info.bytes)
+        with (
+            self._client.files.download(file_id) as response,
+            answer_deadline(response, budget, f"downloading {name}") as expired,
+        ):
             landed = landing.land(
                 spec.results,
                 name,
-                _bounded(response.iter_bytes(_CHUNK), deadline, name),
+                _bounded(response.iter_bytes(), expired, name),
                 expected_size=info.bytes,
                 previous=self._previous(spec, name),
                 beside=beside_name(name, job.key),
@@ -253,11 +256,11 @@ class ResultWriter:
         return int(beside)
 
 
-def _bounded(chunks: Iterator[bytes], deadline: float, name: str) -> Iterator[bytes]:
-    """The download's chunks until its whole budget is spent (each read is bounded by the
-    client's idle timeout; this bounds the sum of them)."""
+def _bounded(chunks: Iterator[bytes], expired: Callable[[], bool], name: str) -> Iterator[bytes]:
+    """The download's chunks (each as the network gave it) until its budget is spent; a read
+    blocked when it runs out is cut off by :func:`~syncd.api.deadlines.answer_deadline`."""
     for chunk in chunks:
-        if time.monotonic() > deadline:
+        if expired():
             raise ApiTimeoutError(f"downloading {name}: took longer than its budget")
         yield chunk
 
