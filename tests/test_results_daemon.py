@@ -335,3 +335,76 @@ def test_an_ocr_answer_lost_to_a_crash_is_counted_and_asked_again_once(
         ("done", 2, 1)
     ]
     assert "Hello from syncd" in (tmp_path / "out" / "ocr" / "scan.md").read_text()
+
+
+def test_refused_request_lines_come_back_in_the_errors_file(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+) -> None:
+    """A line the model refuses (no messages) is answered in the job's error file, which
+    lands beside the output, each in the input's order."""
+    config = results_config(tmp_path, emulator, batch={**SUBMIT, "validate": '"basic"'})
+    good = '{"custom_id": "%s", "body": {"messages": [{"role": "user", "content": "q"}]}}'
+    bad = '{"custom_id": "%s", "body": {"prompt": "no messages"}}'
+    (tmp_path / "in" / "batch" / "mixed.jsonl").write_text(
+        "\n".join([good % "a", bad % "b", good % "c", bad % "d"]) + "\n"
+    )
+    daemon = start_daemon(config)
+    landed = daemon.wait_event("results_downloaded", timeout=30, path="mixed.jsonl")
+
+    assert landed["results"] == ["mixed.output.jsonl", "mixed.errors.jsonl"]
+    out = tmp_path / "out" / "batch"
+    assert custom_ids_of(out / "mixed.output.jsonl") == ["a", "c"]
+    assert sorted(custom_ids_of(out / "mixed.errors.jsonl")) == ["b", "d"]
+
+
+def test_a_job_that_never_finishes_is_reported_overdue_and_still_followed(
+    tmp_path: Path,
+    make_emulator: Callable[..., EmulatorServer],
+    api_key: str,
+    start_daemon: StartDaemon,
+) -> None:
+    import httpx
+
+    emulator = make_emulator(fault_rate=1.0, fault_kinds=("job-stuck",), batch_job_seconds=0.3)
+    config = results_config(
+        tmp_path,
+        emulator,
+        batch=SUBMIT,
+        sections={"results": {"overdue_after": '"1s"'}, "metrics": {"listen": '"127.0.0.1:0"'}},
+    )
+    write_batch_file(tmp_path / "in" / "batch" / "s.jsonl", salt="s")
+    daemon = start_daemon(config)
+    base = "http://" + daemon.wait_event("metrics_listening")["listen"]
+    overdue = daemon.wait_event("job_overdue", timeout=30, path="s.jsonl")
+
+    assert overdue["status"] == "RUNNING"
+    [job] = httpx.get(base + "/api/jobs").json()["jobs"]
+    assert (job["state"], job["overdue"]) == ("running", True)
+
+
+def test_retention_never_deletes_the_output_files_of_jobs(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+) -> None:
+    """Retention deletes what syncd uploaded (the batch input), never a job's output file."""
+    import subprocess
+    import sys
+
+    config = results_config(tmp_path, emulator, batch={**SUBMIT, "retention": '"1s"'})
+    write_batch_file(tmp_path / "in" / "batch" / "r.jsonl", salt="r")
+    daemon = start_daemon(config)
+    daemon.wait_event("results_downloaded", timeout=30, path="r.jsonl")
+    daemon.stop()
+    [job] = remote_jobs(emulator, api_key)
+
+    subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(config), "cleanup"],
+        check=True,
+        capture_output=True,
+        env={**__import__("os").environ, "MISTRAL_API_KEY": api_key},
+    )
+    from syncd.api import Mistral
+
+    with Mistral(api_key=api_key, server_url=emulator.url) as client:
+        remaining = {f.id for f in client.files.iter_all()}
+    assert job.output_file in remaining
+    assert job.input_files[0] not in remaining

@@ -87,7 +87,10 @@ class Poller:
             base if changed else min(interval * 2, settings.poll_interval_max.total_seconds())
         )
         self._schedule[spec.key] = (self._monotonic() + interval, interval)
-        self._report_overdue(spec, followed, settings.overdue_after)
+        # As the listing left them: the status in the report is the one just seen.
+        self._report_overdue(
+            spec, self._book.jobs([spec.key], ("running",)), settings.overdue_after
+        )
         return changed
 
     def forget(self, spec: ResultsSpec) -> None:
