@@ -71,6 +71,11 @@ def test_ocr_documents_come_back_as_markdown_with_the_raw_answer_beside(
     daemon = start_daemon(config)
     markdown = tmp_path / "out" / "ocr" / "a" / "contract.md"
     daemon.wait_event("results_downloaded", timeout=30, path="a/contract.pdf")
+    wait_until(
+        lambda: store_rows(tmp_path, "select state from jobs") == [("done",)],
+        timeout=10,
+        what="the OCR job done",
+    )
 
     assert "Hello from syncd" in markdown.read_text()
     raw = json.loads((tmp_path / "out" / "ocr" / "a" / "contract.ocr.json").read_text())
@@ -329,6 +334,11 @@ def test_an_ocr_answer_lost_to_a_crash_is_counted_and_asked_again_once(
     set_faults(emulator, api_key, fault_rate=0.0)
     second = start_daemon(config)
     second.wait_event("results_downloaded", timeout=30, path="scan.pdf")
+    wait_until(
+        lambda: store_rows(tmp_path, "select state from jobs") == [("done",)],
+        timeout=10,
+        what="the OCR job done",
+    )
 
     assert second.named("ocr_answer_lost")[0]["path"] == "scan.pdf"
     assert store_rows(tmp_path, "select state, requests_sent, answers_lost from jobs") == [
@@ -355,6 +365,19 @@ def test_refused_request_lines_come_back_in_the_errors_file(
     out = tmp_path / "out" / "batch"
     assert custom_ids_of(out / "mixed.output.jsonl") == ["a", "c"]
     assert sorted(custom_ids_of(out / "mixed.errors.jsonl")) == ["b", "d"]
+
+    # A new version without errors: its output replaces the old one (syncd wrote it and
+    # nobody edited it), and the old errors file goes.
+    (tmp_path / "in" / "batch" / "mixed.jsonl").write_text(
+        "\n".join([good % "e", good % "f"]) + "\n"
+    )
+    daemon.wait_event("stale_result_removed", timeout=30, path="mixed.jsonl")
+    wait_until(
+        lambda: custom_ids_of(out / "mixed.output.jsonl") == ["e", "f"],
+        timeout=30,
+        what="the new output in place",
+    )
+    assert sorted(p.name for p in out.iterdir()) == ["mixed.output.jsonl"]
 
 
 def test_a_job_that_never_finishes_is_reported_overdue_and_still_followed(

@@ -37,6 +37,7 @@ __all__ = [
     "clean_temporaries",
     "land",
     "read_chunks",
+    "remove_if_unchanged",
     "sha256_of",
 ]
 
@@ -305,3 +306,19 @@ def read_chunks(root: Path, rel_path: str) -> Iterator[bytes]:
     with os.fdopen(fd, "rb") as src:
         while block := src.read(_CHUNK):
             yield block
+
+
+def remove_if_unchanged(root: Path, rel_path: str, previous: Previous) -> bool:
+    """Remove a result syncd wrote that a newer result has no counterpart for (an errors file
+    of an input whose new version has no errors), only while it is exactly what syncd wrote;
+    whether it was removed."""
+    if sha256_of(root, rel_path) != (previous.size, previous.sha256):
+        return False
+    parts = PurePosixPath(rel_path).parts
+    try:
+        with _directory_existing(root, parts[:-1]) as dir_fd:
+            os.unlink(parts[-1], dir_fd=dir_fd)
+            os.fsync(dir_fd)
+    except OSError:
+        return False
+    return True

@@ -13,6 +13,7 @@ Threads: the results worker's thread. No lock of its own; claims (fleet mode) in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,7 +22,7 @@ import structlog
 
 from syncd.api import Mistral
 from syncd.api.job_models import BATCH_FINISHED_STATUSES, BatchJob
-from syncd.errors import ApiError, ApiStatusError, UsageError
+from syncd.errors import ApiError, ApiStatusError, ApiTransportError, UsageError
 from syncd.results.book import JobBook
 from syncd.results.specs import ResultsSpec
 from syncd.results.writing import ResultWriter
@@ -41,6 +42,21 @@ _LOOKBACK = timedelta(minutes=10)
 #: A job left ``creating`` is created again only once its intent is this old: a server whose
 #: listing lags behind its creates gets this long to show it.
 _RECREATE_AFTER = timedelta(seconds=5)
+#: After a create or OCR request that failed without an answer, the job waits this long before
+#: its next try, doubling up to :data:`_RETRY_MAX` (seconds).
+_RETRY_FIRST = 2.0
+_RETRY_MAX = 300.0
+
+
+def _may_have_landed(exc: Exception) -> bool:
+    """Whether the server may have acted on a request that failed with ``exc``: only when the
+    request went out whole and no answer came back (an error status is an answer: the create
+    or request did not happen)."""
+    return isinstance(exc, ApiTransportError) and exc.ambiguous
+
+
+def _worth_retrying(exc: Exception) -> bool:
+    return isinstance(exc, ApiError) and (is_retryable(exc) or not isinstance(exc, ApiStatusError))
 
 
 def remote_fields(remote: BatchJob) -> dict[str, Any]:
@@ -83,6 +99,9 @@ class Starter:
         self._client = client
         self._writer = writer
         self._on_answer_lost = on_answer_lost
+        #: job key -> (monotonic time of its next try, current delay): jobs whose last try
+        #: failed without an answer. Bounded by the failing jobs; gone once one succeeds.
+        self._retry_at: dict[str, tuple[float, float]] = {}
 
     def start_due(self, spec: ResultsSpec) -> int:
         """Start what the folder's guard allows; how many jobs (or requests) were sent."""
@@ -96,6 +115,9 @@ class Starter:
             used = job_rows.count_intents_since(s, spec.key, now - _WINDOW)
         sent = 0
         for job in jobs:
+            retry = self._retry_at.get(job.key)
+            if retry is not None and time.monotonic() < retry[0]:
+                continue
             if job.state != "creating":
                 if used >= spec.max_per_hour:
                     self._hold(job, spec)
@@ -161,13 +183,14 @@ class Starter:
             except (ApiError, UsageError) as exc:
                 self._create_failed(claimed, spec, exc)
                 return 1
+            self._retry_at.pop(job.key, None)
             self._book.update(
                 job.key,
                 audit="job_created",
                 job=claimed,
                 file_id=claimed.input_file_id,
                 detail=f"job {created.id}",
-                **remote_fields(created),
+                **{"reason": None, **remote_fields(created)},
             )
             log.info(
                 "job_created", folder=spec.name, path=claimed.rel_path, job=created.id, key=job.key

@@ -80,8 +80,7 @@ class ResultsWorker:
     # -- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        if not self._specs():
-            return
+        """Start the thread, even with no results folder yet: a reload may add one."""
         for spec in self._specs().values():
             removed = landing.clean_temporaries(
                 spec.results, owner=self.book.node, older_than=_STALE_TEMPORARY

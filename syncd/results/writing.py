@@ -81,6 +81,7 @@ class ResultWriter:
                 (job.error_file_id, names[1], None),
             ):
                 if file_id is None:
+                    self._remove_stale(spec, name, result.rel_path)
                     continue
                 landed.append(self._land_remote(spec, job, file_id, name, transform))
             total += sum(item.size for item in landed)
@@ -129,6 +130,19 @@ class ResultWriter:
                 return order
         with self._client.files.download(job.input_file_id) as response:
             return list(custom_ids(_lines(response.iter_bytes(_CHUNK))))
+
+    def _remove_stale(self, spec: ResultsSpec, name: str, rel_path: str) -> None:
+        """The new version has no such result (no errors this time): the one syncd wrote for
+        the previous version goes, unless a person edited it."""
+        with self._book.session() as s:
+            written = job_rows.result_file(s, spec.key, name)
+        if written is None or written.input_rel_path != rel_path:
+            return
+        previous = landing.Previous(written.size, written.sha256)
+        if landing.remove_if_unchanged(spec.results, name, previous):
+            with self._book.session() as s:
+                job_rows.forget_result_file(s, spec.key, name)
+            log.info("stale_result_removed", folder=spec.name, path=rel_path, result=name)
 
     # -- OCR --------------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ __all__ = [
     "claim_job",
     "count_intents_since",
     "ensure_job",
+    "forget_result_file",
     "get_job",
     "job_counts",
     "job_key",
@@ -340,6 +341,13 @@ def record_result_file(s: Session, written: WrittenFile) -> None:
         row.input_rel_path = written.input_rel_path
         row.written_at = written.written_at
     s.flush()
+
+
+def forget_result_file(s: Session, folder: str, path: str) -> None:
+    row = s.get(ResultFile, (folder, path))
+    if row is not None:
+        s.delete(row)
+        s.flush()
 
 
 def written_files(s: Session, job_key: str) -> list[WrittenFile]:
