@@ -280,7 +280,9 @@ class Starter:
                 state="done",
                 finished_at=self._book.clock(),
                 result_bytes=claimed.result_bytes + written.bytes,
+                # Progress in pages, for the status surfaces: all of them read.
                 total_requests=len(answer.pages),
+                completed_requests=len(answer.pages),
                 audit="ocr_processed",
                 job=claimed,
                 file_id=claimed.input_file_id,
