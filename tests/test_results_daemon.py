@@ -431,3 +431,30 @@ def test_retention_never_deletes_the_output_files_of_jobs(
         remaining = {f.id for f in client.files.iter_all()}
     assert job.output_file in remaining
     assert job.input_files[0] not in remaining
+
+
+def test_one_listing_per_folder_per_interval_however_many_jobs_run(
+    tmp_path: Path,
+    make_emulator: Callable[..., EmulatorServer],
+    api_key: str,
+    start_daemon: StartDaemon,
+) -> None:
+    """Five jobs in flight in one folder cost one listing per poll interval, not five."""
+    import time
+
+    emulator = make_emulator(batch_job_seconds=30)
+    config = results_config(
+        tmp_path,
+        emulator,
+        batch=SUBMIT,
+        sections={"results": {"poll_interval": '"250ms"', "poll_interval_max": '"1s"'}},
+    )
+    for n in range(5):
+        write_batch_file(tmp_path / "in" / "batch" / f"j{n}.jsonl", salt=f"j{n}")
+    daemon = start_daemon(config)
+    wait_until(lambda: len(daemon.named("job_created")) == 5, timeout=30, what="five jobs")
+    before, started = emulator_requests(emulator, api_key), time.monotonic()
+    time.sleep(2.0)  # a measuring window, not a wait for something to happen
+    requests = emulator_requests(emulator, api_key) - before
+    listings_allowed = (time.monotonic() - started) / 0.25 + 2
+    assert 1 <= requests <= listings_allowed
