@@ -4,6 +4,7 @@ database: not a row, not a byte; without a database it creates none (issue 22)."
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -21,10 +22,12 @@ def _database(path: Path) -> tuple[bytes, int, list[tuple[object, ...]]]:
     """The file's bytes and mtime, and every row (read through a read-only connection, so
     what a WAL holds counts too)."""
     content, mtime = path.read_bytes(), path.stat().st_mtime_ns
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         names = [n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
         rows = [
-            (name, *row) for name in sorted(names) for row in db.execute(f"SELECT * FROM {name}")
+            (name, *row)
+            for name in sorted(names)
+            for row in db.execute(f"SELECT * FROM {name}")  # noqa: S608 (sqlite_master's names)
         ]
     return content, mtime, sorted(rows, key=repr)
 
