@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, insert, select
 
 from syncd.store import connect, tables
 from syncd.store.db import Store, open_store
@@ -59,12 +59,24 @@ def scratch_copy(url: str) -> Iterator[ScratchCopy]:
 
 
 def copy_rows(source: Store, target: Store) -> None:
-    """Every row of every table of ``source`` into the (empty) ``target``, parents first."""
+    """Every row of every table of ``source`` into the (empty) ``target``, parents first, all
+    read as of one moment (a running daemon's writes in between would leave a remote file
+    without its local row)."""
     with source.connection() as reading, target.connection() as writing:
+        _one_snapshot(reading)
         for table in tables.METADATA.sorted_tables:
-            result = reading.execute(select(table))
+            result = reading.execute(select(table).execution_options(yield_per=_BATCH_ROWS))
             while batch := result.fetchmany(_BATCH_ROWS):
                 writing.execute(insert(table), [row._asdict() for row in batch])
+
+
+def _one_snapshot(reading: Connection) -> None:
+    """Make the rest of ``reading``'s transaction see the database as of its first read."""
+    if reading.dialect.name == "sqlite":
+        # pysqlite starts no transaction for a read: each SELECT would see the newest rows.
+        reading.exec_driver_sql("BEGIN")
+    elif reading.dialect.name == "postgresql":
+        reading.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def _read_only_url(target: connect.DatabaseTarget) -> str:
