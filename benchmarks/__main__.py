@@ -39,6 +39,7 @@ BENCHMARKS: dict[str, str] = {
     "validation": "benchmarks.bench_validation",
     "fleet": "benchmarks.bench_fleet",
     "cli_startup": "benchmarks.bench_cli_startup",
+    "results": "benchmarks.bench_results",
 }
 
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "latest.json"

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from syncd.store.records import AuditRecord, LocalFileRecord, NodeRecord, RemoteFileRecord
+from syncd.store.records import (
+    AuditRecord,
+    JobRecord,
+    LocalFileRecord,
+    NodeRecord,
+    RemoteFileRecord,
+)
 
 if TYPE_CHECKING:  # the retention job's stack (the API client) is not loaded by `syncd status`
     from syncd.retention import Deletion
@@ -21,6 +27,7 @@ __all__ = [
     "audit_json",
     "file_json",
     "iso",
+    "job_json",
     "lineage_json",
     "node_json",
     "retention_document",
@@ -47,6 +54,49 @@ def file_json(record: LocalFileRecord, folder: str) -> dict[str, Any]:
         "reason": record.last_error,
         "warnings": record.warnings.splitlines() if record.warnings else [],
         "state_changed_at": iso(record.state_changed_at),
+    }
+
+
+def job_json(
+    record: JobRecord,
+    folder: str,
+    *,
+    now: datetime,
+    overdue_after: timedelta,
+    results: list[str] | None = None,
+) -> dict[str, Any]:
+    """One batch job or OCR document whose results come home (``folder``: display name).
+
+    ``overdue``: still unfinished ``overdue_after`` after it was created (it is still followed).
+    """
+    started = record.remote_created_at or record.intent_at
+    overdue = record.state == "running" and started is not None and now - started > overdue_after
+    return {
+        "folder": folder,
+        "path": record.rel_path,
+        "sha256": record.sha256,
+        "kind": record.kind,
+        "mode": record.mode,
+        "state": record.state,
+        "input_file_id": record.input_file_id,
+        "job_id": record.remote_job_id,
+        "status": record.remote_status,
+        "progress": {
+            "total": record.total_requests,
+            "completed": record.completed_requests,
+            "succeeded": record.succeeded_requests,
+            "failed": record.failed_requests,
+        },
+        "output_file_id": record.output_file_id,
+        "error_file_id": record.error_file_id,
+        "reason": record.reason,
+        "overdue": overdue,
+        "requests_sent": record.requests_sent,
+        "answers_lost": record.answers_lost,
+        "result_bytes": record.result_bytes,
+        "results": results or [],
+        "created_at": iso(record.created_at),
+        "finished_at": iso(record.finished_at),
     }
 
 

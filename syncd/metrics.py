@@ -93,6 +93,24 @@ class Metrics:
             ["folder", "reason"],
             registry=r,
         )
+        self.jobs = Gauge(
+            "syncd_jobs",
+            "Batch jobs and OCR documents whose results come home, by state",
+            ["folder", "state"],
+            registry=r,
+        )
+        self.result_bytes_total = Counter(
+            "syncd_result_bytes_downloaded_total",
+            "Bytes of results written into results folders",
+            ["folder"],
+            registry=r,
+        )
+        self.ocr_answers_lost_total = Counter(
+            "syncd_ocr_answers_lost_total",
+            "OCR requests sent again because their answer was lost (each one is billed)",
+            ["folder"],
+            registry=r,
+        )
         self.build_info = Info("syncd_build", "syncd build information", registry=r)
         self.build_info.info({"version": __version__, "python": platform.python_version()})
         # The node's name as an info metric (syncd_node_info{node="gpu-3"} 1), not as a label
@@ -113,6 +131,13 @@ class Metrics:
         states.update(counts)
         for state in states:
             self.files.labels(folder=folder, state=state).set(counts.get(state, 0))
+
+    def set_job_counts(
+        self, folder: str, counts: Mapping[str, int], states: tuple[str, ...]
+    ) -> None:
+        """Set ``jobs{folder, state}``; every state is exported, 0 when absent."""
+        for state in states:
+            self.jobs.labels(folder=folder, state=state).set(counts.get(state, 0))
 
     def forget_folder(self, folder: str) -> None:
         """Drop a removed folder's ``files`` series so it is no longer exported."""

@@ -397,7 +397,7 @@ class TestUnknownKeys:
         """A misspelt table is named, with a suggestion and the allowed keys."""
         assert problems(tmp_path, "[wach]\nsettle = '1s'\n" + FOLDER) == [
             "wach: unknown key; did you mean 'watch'? allowed here: "
-            "api, folders, log, metrics, node, retention, state, watch"
+            "api, folders, log, metrics, node, results, retention, state, watch"
         ]
 
     def test_unknown_key_in_a_section(self, tmp_path: Path) -> None:

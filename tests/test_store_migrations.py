@@ -22,7 +22,17 @@ from syncd.errors import StoreError
 from syncd.store import connect, migrate, open_store
 from syncd.store.schema import Base
 
-EXPECTED_TABLES = {"alembic_version", "audit", "local_files", "meta", "nodes", "remote_files"}
+EXPECTED_TABLES = {
+    "alembic_version",
+    "audit",
+    "job_results",
+    "jobs",
+    "local_files",
+    "meta",
+    "nodes",
+    "remote_files",
+    "result_files",
+}
 
 
 def table_names(url: str) -> set[str]:
@@ -269,7 +279,7 @@ def test_0006_keeps_rows_with_an_unknown_ctime_and_not_racy(db_url: str) -> None
         "'2025-01-01 00:00:00', '2025-01-01 00:00:00')",
     )
     result = migrate.upgrade(db_url)
-    assert (result.before, result.after) == ("0005", "0006")
+    assert (result.before, result.after) == ("0005", migrate.head_revision())
     rows = execute(
         db_url,
         "SELECT rel_path, size, mtime_ns, inode, sha256, state, ctime_ns, racy FROM local_files",

@@ -142,11 +142,16 @@ class BatchJobs:
         *,
         status: Sequence[str] | str | None = None,
         metadata: Mapping[str, str] | None = None,
+        created_after: datetime | None = None,
     ) -> Iterator[BatchJob]:
         """Every job matching the filters, page after page (each page retried on its own)."""
         return _iter_jobs(
             lambda page: self.list(
-                page=page, page_size=page_size, status=status, metadata=metadata
+                page=page,
+                page_size=page_size,
+                status=status,
+                metadata=metadata,
+                created_after=created_after,
             ),
             lambda listing: listing.data,
             page_size,

@@ -171,6 +171,21 @@ def _describe_folder(folder: FolderConfig) -> list[str]:
         f"  - {folder.name}: {folder.path}",
         f"      purpose {folder.purpose}, include {', '.join(folder.include)}, exclude {excludes}",
         f"      validate {folder.validation}, on change {folder.on_change}, {retention}",
+        *_describe_results(folder),
+    ]
+
+
+def _describe_results(folder: FolderConfig) -> list[str]:
+    if folder.results is None:
+        return []
+    if folder.purpose == "ocr":
+        how = f"OCR with {folder.ocr_model}"
+    elif folder.batch_jobs == "submit":
+        how = f"one batch job per file ({folder.batch_model}, {folder.batch_endpoint})"
+    else:
+        how = "outputs of batch jobs anyone creates on its uploads"
+    return [
+        f"      results -> {folder.results}: {how}, at most {folder.max_jobs_per_hour} new per hour"
     ]
 
 

@@ -77,6 +77,7 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
         adopt_legacy_keys(store, specs)
     names = {key: spec.name for key, spec in specs.items()}
     states = None if show_all else _NEEDS_ATTENTION
+    jobs: dict[str, object] | None = None
     try:
         # SQLAlchemy Core, never the ORM: importing sqlalchemy.orm would double the start-up.
         with store.connection() as c:
@@ -86,6 +87,10 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
                 for key in specs
                 for record in folder_rows.list_local(c, folder=key, states=states, or_warned=True)
             ]
+        if any(folder.results is not None for folder in config.folders):
+            from syncd.cli.status_jobs import jobs_document
+
+            jobs = jobs_document(store, config, names)
     finally:
         store.dispose()
     folder_counts = {names[k]: counts.get(k, {}) for k in specs}
@@ -107,6 +112,8 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
             ],
             "files": [file_json(record, folder) for folder, record in files],
         }
+        if jobs is not None:
+            document["jobs"] = jobs
         click.echo(json.dumps(document, indent=2))
         ctx.exit(code)
     if wants_porcelain(porcelain):
@@ -149,6 +156,10 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
             occurring or "no files yet",
         )
     console.print(summary)
+    if jobs is not None:
+        from syncd.cli.status_jobs import print_jobs
+
+        print_jobs(console, jobs)
     if not files:
         ctx.exit(code)
     table = Table(title="Files")

@@ -55,6 +55,7 @@ __all__ = [
     "LogConfig",
     "MetricsConfig",
     "NodeConfig",
+    "ResultsConfig",
     "RetentionConfig",
     "StateConfig",
     "WatchConfig",
@@ -234,6 +235,27 @@ class WatchConfig(_Table):
         return self
 
 
+class ResultsConfig(_Table):
+    """``[results]``: how syncd follows the jobs whose results come home (see each folder's
+    ``results``)."""
+
+    poll_interval: PositiveDuration = timedelta(seconds=2)
+    """One job listing per folder with jobs in flight, this often while they move..."""
+    poll_interval_max: SecondsDuration = timedelta(minutes=1)
+    """...backed off up to this while none of them changes. No jobs in flight: no listing."""
+    overdue_after: PositiveDuration = timedelta(hours=25)
+    """A job still unfinished this long after it was created is reported (it stays followed)."""
+
+    @model_validator(mode="after")
+    def _max_covers_interval(self) -> ResultsConfig:
+        if self.poll_interval_max < self.poll_interval:
+            raise HiddenValueError(
+                f"poll_interval_max ({format_duration(self.poll_interval_max)}) must not be "
+                f"shorter than poll_interval ({format_duration(self.poll_interval)})"
+            )
+        return self
+
+
 class RetentionConfig(_Table):
     """``[retention]``: when expired remote files are deleted (each folder sets its own age)."""
 
@@ -394,6 +416,20 @@ class FolderConfig(_Table):
     """Batch folders: the endpoint their jobs run ("/v1/chat/completions"...); with it, strict
     validation checks each request body against that endpoint's schema. Absent: bodies are
     not checked against any endpoint."""
+    results: Path | None = None
+    """Batch and ocr folders: where their results are written, mirroring the folder's tree
+    (outside every watched folder). Absent: nothing comes back."""
+    batch_jobs: Literal["wait", "submit"] = "wait"
+    """Batch folders with ``results``: ``wait`` for jobs someone else creates on the files
+    syncd uploaded, or ``submit`` one job per uploaded file (with ``batch_model`` and
+    ``batch_endpoint``)."""
+    batch_model: NonEmptyStr | None = None
+    """The model of the jobs syncd submits."""
+    ocr_model: NonEmptyStr = "mistral-ocr-latest"
+    """OCR folders with ``results``: the model each uploaded document is read with."""
+    max_jobs_per_hour: StrictInt = Field(default=100, ge=1)
+    """Spending guard: at most this many new jobs (or OCR documents) per hour from this folder;
+    past it, files wait in the ``held`` state (nothing is lost)."""
     id: StrictStr | None = None
     """The folder's identity across nodes (fleet mode): required with ``shared``."""
     shared: StrictBool = False
@@ -404,6 +440,37 @@ class FolderConfig(_Table):
     @classmethod
     def _check_id(cls, value: str) -> str:
         return _check_identifier(value)
+
+    @property
+    def returns_results(self) -> bool:
+        """Whether results of this folder's files come home (a results folder is set)."""
+        return self.results is not None
+
+    @model_validator(mode="after")
+    def _results_need_a_job(self) -> FolderConfig:
+        if self.results is None:
+            return self
+        if self.purpose not in ("batch", "ocr"):
+            raise HiddenValueError(
+                f"results: only batch and ocr folders have results to bring back, not "
+                f"{self.purpose!r}; remove results"
+            )
+        if self.purpose == "batch" and self.batch_jobs == "submit":
+            missing = [
+                name
+                for name, value in (
+                    ("batch_model", self.batch_model),
+                    ("batch_endpoint", self.batch_endpoint),
+                )
+                if value is None
+            ]
+            if missing:
+                raise HiddenValueError(
+                    f'batch_jobs = "submit" needs {" and ".join(missing)} (the model and '
+                    "endpoint of the jobs syncd creates), e.g. batch_model = "
+                    '"mistral-small-latest", batch_endpoint = "/v1/chat/completions"'
+                )
+        return self
 
     @model_validator(mode="after")
     def _shared_needs_an_id(self) -> FolderConfig:
@@ -433,6 +500,11 @@ class FolderConfig(_Table):
     @classmethod
     def _resolve_path(cls, value: object, info: ValidationInfo) -> Path:
         return resolve_path(value, context_of(info).base_dir)
+
+    @field_validator("results", mode="before")
+    @classmethod
+    def _resolve_results(cls, value: object, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_path(value, context_of(info).base_dir)
 
     @field_validator("purpose")
     @classmethod
@@ -483,6 +555,7 @@ class Config(_Table):
     log: LogConfig = Field(default_factory=LogConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     node: NodeConfig = Field(default_factory=NodeConfig)
+    results: ResultsConfig = Field(default_factory=ResultsConfig)
     folders: tuple[FolderConfig, ...] = Field(min_length=1)
     """The folders to keep in step; at least one."""
 
@@ -532,7 +605,7 @@ class Config(_Table):
         if not isinstance(data, dict):
             return data
         filled = dict(data)
-        for table in ("api", "state", "watch", "retention", "log", "metrics", "node"):
+        for table in ("api", "state", "watch", "retention", "log", "metrics", "node", "results"):
             filled.setdefault(table, {})
         return filled
 
@@ -543,9 +616,39 @@ class Config(_Table):
         for second, later in enumerate(folders):
             for first, earlier in enumerate(folders[:second]):
                 clashes.extend(_clash(first, earlier, second, later))
+        clashes.extend(_results_clashes(folders))
         if clashes:
             raise HiddenValueError("\n".join(clashes))
         return folders
+
+
+def _results_clashes(folders: tuple[FolderConfig, ...]) -> list[str]:
+    """Results folders that would be uploaded back, or shared by two folders."""
+    found: list[str] = []
+    for index, folder in enumerate(folders):
+        results = folder.results
+        if results is None:
+            continue
+        for other_index, other in enumerate(folders):
+            if results == other.path or results.is_relative_to(other.path):
+                found.append(
+                    f"folders[{index}].results ({results}) is inside folders[{other_index}].path "
+                    f"({other.path}); results must stay outside every watched folder, or they "
+                    "would be uploaded back"
+                )
+            elif other.path.is_relative_to(results):
+                found.append(
+                    f"folders[{other_index}].path ({other.path}) is inside "
+                    f"folders[{index}].results ({results}); keep watched folders and results "
+                    "folders apart"
+                )
+        for other_index in range(index):
+            if folders[other_index].results == results:
+                found.append(
+                    f"folders[{other_index}].results and folders[{index}].results are both "
+                    f"{results}; give each folder its own results folder"
+                )
+    return found
 
 
 def _clash(first: int, earlier: FolderConfig, second: int, later: FolderConfig) -> list[str]:

@@ -48,10 +48,13 @@ from syncd.engine import Engine
 from syncd.fleet_runtime import FleetRuntime, StateDatabaseMonitor
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier, watchdog_interval
+from syncd.results.specs import results_specs
+from syncd.results.worker import ResultsWorker
 from syncd.retention_job import ScheduledRetention
 from syncd.retention_preview import RetentionPreviewer
 from syncd.retention_setup import retention_settings
 from syncd.store import Store, instance_lock, open_store
+from syncd.upload import UploadEvent
 from syncd.web import StatusServer, create_status_app
 
 __all__ = ["DEFAULT_GRACE", "Daemon"]
@@ -128,11 +131,16 @@ class Daemon:
                 str(store.path) if store.path else store.url,
                 on_recovered=lambda: scheduled.database_recovered(),
             )
+
+            def uploaded(event: UploadEvent) -> None:
+                read_model.upload_finished(event)
+                results.wake()  # an upload of a results folder may start a job
+
             engine = Engine(
                 self._config,
                 store,
                 connection.client.files,
-                on_upload=lambda event: read_model.upload_finished(event),
+                on_upload=lambda event: uploaded(event),
                 on_unstable=lambda spec, rel_path: watching.retouch(spec, rel_path),
                 on_racy=lambda spec, rel_path: watching.retouch(spec, rel_path),
                 # Rescans hand files changed within `settle` to the watcher's settle rule.
@@ -174,6 +182,21 @@ class Daemon:
                 retention=retention,
                 retention_preview=preview,
             )
+            results = ResultsWorker(
+                store,
+                connection.client,
+                lambda: results_specs(self._config),
+                lambda: self._config.results,
+                node=self._config.node.name,
+                lease_seconds=self._config.node.lease.total_seconds(),
+                download_budget=lambda size: _download_budget(self._config, size),
+                on_bytes=lambda folder, n: self._metrics.result_bytes_total.labels(
+                    folder=folder
+                ).inc(n),
+                on_answer_lost=lambda folder: self._metrics.ocr_answers_lost_total.labels(
+                    folder=folder
+                ).inc(),
+            )
             read_model = LiveReadModel(
                 engine,
                 self._problems,
@@ -188,6 +211,7 @@ class Daemon:
                 retention_preview=preview,
                 started_at=self._started_at,
                 api_server=api_server,
+                results=results,
             )
             reloader = Reloader(
                 self._config_path,
@@ -211,6 +235,8 @@ class Daemon:
             stack.callback(watching.stop)
             scheduled.start()
             stack.callback(scheduled.stop)
+            results.start()
+            stack.callback(results.stop)
 
             log.info(
                 "daemon_started",
@@ -304,3 +330,10 @@ class Daemon:
             # A second stop signal: the operator does not want to wait for the grace time.
             os._exit(128 + signum)
         self._should_exit.set()
+
+
+def _download_budget(config: Config, size: int | None) -> float:
+    """A result download's whole budget, as the client's for an upload of that size."""
+    api = config.api
+    per_mb = api.timeout_per_mb.total_seconds() * ((size or 0) / 1_000_000)
+    return api.connect_timeout.total_seconds() + api.timeout.total_seconds() + per_mb

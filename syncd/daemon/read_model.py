@@ -21,7 +21,10 @@ from syncd.fleet_runtime import FleetRuntime, NodeSnapshot, StateDatabaseMonitor
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier
 from syncd.pipeline import FolderSpec
+from syncd.results.specs import results_specs
+from syncd.results.worker import ResultsWorker
 from syncd.retention_preview import RetentionPreview, RetentionPreviewer
+from syncd.store import jobs as job_rows
 from syncd.store import repo
 from syncd.upload import UploadEvent
 from syncd.web import LiveStatus
@@ -56,8 +59,10 @@ class LiveReadModel:
         retention_preview: RetentionPreviewer,
         started_at: datetime,
         api_server: str,
+        results: ResultsWorker,
     ) -> None:
         self._engine = engine
+        self._results = results
         self._problems = problems
         self._watching = watching
         self._scheduled = scheduled
@@ -137,10 +142,25 @@ class LiveReadModel:
                 queued += by_state.get("pending", 0) + by_state.get("uploading", 0)
         # This node's folders only: in a fleet, the store also holds other nodes' queues.
         self._metrics.queue_depth.set(queued)
+        self._update_job_gauges(names)
         since = min(oldest.values(), default=None)
         age = (datetime.now(UTC) - since).total_seconds() if since else 0.0
         self._metrics.oldest_unsynced_age_seconds.set(max(age, 0.0))
         return queued
+
+    def _update_job_gauges(self, names: Mapping[str, str]) -> None:
+        """``syncd_jobs{folder, state}`` for the folders whose results come home."""
+        specs = results_specs(self._config())
+        if not specs:
+            return
+        with self._engine.store.session() as s:
+            counts = job_rows.job_counts(s, list(specs))
+        for key, spec in specs.items():
+            by_state = {state: n for (folder, state), n in counts.items() if folder == key}
+            self._metrics.set_job_counts(spec.name, by_state, job_rows.JOB_STATES)
+
+    def _results_error(self) -> str | None:
+        return self._results.last_error
 
     # -- the heartbeat --------------------------------------------------------------------------
 
@@ -183,6 +203,8 @@ class LiveReadModel:
             next_retention_at=self._scheduled.next_retention_at(),
             lease=config.node.lease,
             api_server=self._api_server,
+            overdue_after=config.results.overdue_after,
+            results_error=self._results_error(),
         )
 
     def retention_preview(self, *, wait: bool) -> RetentionPreview | None:

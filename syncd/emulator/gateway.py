@@ -20,7 +20,7 @@ from syncd.emulator.faults import (
     DropConnection,
     FaultInjector,
 )
-from syncd.emulator.options import JOB_FAULT_KINDS
+from syncd.emulator.options import JOB_FAULT_KINDS, TARGETED_FAULT_KINDS
 from syncd.emulator.stats import EmulatorStats
 
 __all__ = ["Gateway"]
@@ -95,6 +95,14 @@ class Gateway:
             # the jobs endpoint counts it then.
             scope.setdefault("extensions", {})[JOB_FATE_EXTENSION] = kind
             kind = None
+        if kind in TARGETED_FAULT_KINDS and not _is_target(kind, scope):
+            kind = None
+        if kind == "job-create-hang":
+            self._stats.count_fault(kind)
+            await self._serve_then_hang(scope, receive, send)
+            return
+        if kind == "download-stall":
+            kind = "stall"
         if kind is not None:
             self._stats.count_fault(kind)
             _log.debug("emulator_fault_injected kind=%s path=%s", kind, scope["path"])
@@ -132,6 +140,16 @@ class Gateway:
             await _drain(receive, self._max_drain_bytes)
         _drop_connection(scope, reset=False)
 
+    async def _serve_then_hang(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle the request completely (the job is created), then never answer."""
+
+        async def swallow(message: Message) -> None:
+            return None
+
+        if self._is_authorized(scope):
+            await self._app(scope, receive, swallow)
+        await anyio.sleep_forever()
+
     def _is_authorized(self, scope: Scope) -> bool:
         token = _bearer_token(scope)
         if token is None:
@@ -157,6 +175,15 @@ class Gateway:
         # connection, and the client may never see the status we want it to handle.
         headers += await _drain(receive, self._max_drain_bytes)
         await _send_json(send, status, body, headers)
+
+
+def _is_target(kind: str, scope: Scope) -> bool:
+    """Whether a targeted fault applies to this request (see TARGETED_FAULT_KINDS)."""
+    path = str(scope["path"]).rstrip("/")
+    method = str(scope["method"])
+    if kind == "job-create-hang":
+        return method == "POST" and path in ("/v1/batch/jobs", "/v1/ocr")
+    return method == "GET" and path.startswith("/v1/files/") and path.endswith("/content")
 
 
 def _stalling(send: Send) -> Send:

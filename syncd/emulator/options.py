@@ -15,6 +15,7 @@ __all__ = [
     "FAULT_KINDS",
     "FILE_PURPOSES",
     "JOB_FAULT_KINDS",
+    "TARGETED_FAULT_KINDS",
     "EmulatorOptions",
     "check_fault_settings",
 ]
@@ -23,6 +24,11 @@ __all__ = [
 #: batch job create (any other request drawing one is served normally): ``job-fail`` ends
 #: FAILED, ``job-timeout`` ends TIMEOUT_EXCEEDED, ``job-stuck`` never finishes.
 JOB_FAULT_KINDS: tuple[str, ...] = ("job-fail", "job-timeout", "job-stuck")
+#: Faults aimed at one kind of request, for crash tests of results coming home; any other
+#: request drawing one is served normally. ``job-create-hang``: a batch job create (or an OCR
+#: request) is served (the job exists, the document was read) and its answer never comes.
+#: ``download-stall``: a file's content starts and then stops coming, for good.
+TARGETED_FAULT_KINDS: tuple[str, ...] = ("job-create-hang", "download-stall")
 #: Every fault the emulator can inject, in the order the CLI documents them. ``hang`` reads the
 #: request and never answers; ``stall`` answers, then stops sending in the middle of the body.
 FAULT_KINDS: tuple[str, ...] = (
@@ -34,6 +40,7 @@ FAULT_KINDS: tuple[str, ...] = (
     "hang",
     "stall",
     *JOB_FAULT_KINDS,
+    *TARGETED_FAULT_KINDS,
 )
 #: The faults drawn when none are named: each ends by itself (a hang lasts until the client's
 #: timeout, so it is only injected when asked for).

@@ -47,7 +47,7 @@ __all__ = [
 
 #: The newest revision in ``migrations/versions``: bump it with every new migration (a test
 #: checks it against the scripts). A database at this revision needs no Alembic at all.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 #: Alembic's bookkeeping table (``env.py`` keeps the default name).
 _VERSION_TABLE = "alembic_version"
 _READ_VERSION = text("SELECT version_num FROM alembic_version")

@@ -11,7 +11,14 @@ from datetime import datetime
 
 from syncd.domain import FileStat, LocalState
 
-__all__ = ["AuditRecord", "LocalFileRecord", "NodeRecord", "RemoteFileRecord"]
+__all__ = [
+    "AuditRecord",
+    "JobRecord",
+    "JobResultRecord",
+    "LocalFileRecord",
+    "NodeRecord",
+    "RemoteFileRecord",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +109,52 @@ class AuditRecord:
     file_id: str | None
     bytes: int | None
     detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    """One row of ``jobs``: a batch job or OCR request for one uploaded content of a folder."""
+
+    key: str
+    folder: str
+    kind: str
+    mode: str
+    sha256: str
+    input_file_id: str
+    rel_path: str
+    state: str
+    model: str | None
+    remote_job_id: str | None
+    remote_status: str | None
+    total_requests: int | None
+    completed_requests: int | None
+    succeeded_requests: int | None
+    failed_requests: int | None
+    output_file_id: str | None
+    error_file_id: str | None
+    reason: str | None
+    requests_sent: int
+    answers_lost: int
+    created_at: datetime
+    updated_at: datetime
+    intent_at: datetime | None
+    remote_created_at: datetime | None
+    finished_at: datetime | None
+    claimed_by: str | None
+    claimed_until: datetime | None
+    result_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobResultRecord:
+    """One row of ``job_results``: an input path a job answers, waiting or written."""
+
+    id: int
+    folder: str
+    rel_path: str
+    sha256: str
+    job_key: str
+    state: str
+    created_at: datetime
+    written_at: datetime | None
+    beside: bool

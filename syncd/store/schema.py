@@ -21,11 +21,14 @@ __all__ = [
     "AuditEntry",
     "Base",
     "FreeText",
+    "Job",
+    "JobResult",
     "LocalFile",
     "LocalStateType",
     "Meta",
     "Node",
     "RemoteFile",
+    "ResultFile",
     "UTCDateTime",
 ]
 
@@ -123,3 +126,68 @@ class Meta(Base):
 
     key: Mapped[str]
     value: Mapped[str]
+
+
+class Job(Base):
+    """One batch job or OCR request for one uploaded content of one folder (see ``tables``)."""
+
+    __table__ = tables.JOBS
+
+    key: Mapped[str]
+    folder: Mapped[str]
+    kind: Mapped[str]
+    mode: Mapped[str]
+    sha256: Mapped[str]
+    input_file_id: Mapped[str]
+    rel_path: Mapped[str]
+    state: Mapped[str]
+    model: Mapped[str | None]
+    remote_job_id: Mapped[str | None]
+    remote_status: Mapped[str | None]
+    total_requests: Mapped[int | None]
+    completed_requests: Mapped[int | None]
+    succeeded_requests: Mapped[int | None]
+    failed_requests: Mapped[int | None]
+    output_file_id: Mapped[str | None]
+    error_file_id: Mapped[str | None]
+    reason: Mapped[str | None]
+    requests_sent: Mapped[int]
+    answers_lost: Mapped[int]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    intent_at: Mapped[datetime | None]
+    remote_created_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    claimed_by: Mapped[str | None]
+    claimed_until: Mapped[datetime | None]
+    result_bytes: Mapped[int]
+
+
+class JobResult(Base):
+    """One input path whose content a job answers: waiting for it, or its results written."""
+
+    __table__ = tables.JOB_RESULTS
+
+    id: Mapped[int]
+    folder: Mapped[str]
+    rel_path: Mapped[str]
+    sha256: Mapped[str]
+    job_key: Mapped[str]
+    state: Mapped[str]
+    created_at: Mapped[datetime]
+    written_at: Mapped[datetime | None]
+    beside: Mapped[bool]
+
+
+class ResultFile(Base):
+    """What syncd last wrote at one path of a results folder: an edited file differs from it."""
+
+    __table__ = tables.RESULT_FILES
+
+    folder: Mapped[str]
+    path: Mapped[str]
+    sha256: Mapped[str]
+    size: Mapped[int]
+    job_key: Mapped[str]
+    input_rel_path: Mapped[str]
+    written_at: Mapped[datetime]

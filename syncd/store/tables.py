@@ -38,6 +38,8 @@ from syncd.store.records import AuditRecord, LocalFileRecord, RemoteFileRecord
 __all__ = [
     "AUDIT",
     "AUDIT_COLUMNS",
+    "JOBS",
+    "JOB_RESULTS",
     "LOCAL_COLUMNS",
     "LOCAL_FILES",
     "META",
@@ -46,6 +48,7 @@ __all__ = [
     "NODES",
     "REMOTE_COLUMNS",
     "REMOTE_FILES",
+    "RESULT_FILES",
     "FreeText",
     "LocalStateType",
     "UTCDateTime",
@@ -66,6 +69,7 @@ PURPOSE_LENGTH = purposes.PURPOSE_LENGTH
 STATE_LENGTH = 16
 ACTION_LENGTH = 32
 NODE_NAME_LENGTH = 63
+JOB_KEY_LENGTH = 64
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -236,6 +240,86 @@ META = Table(
     METADATA,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+#: One batch job or OCR request for one uploaded content of one folder (issue: results).
+#: ``key`` is derived from (folder, kind, sha256): one job per content and folder, whatever
+#: the paths holding it. A submitted batch job carries it in its ``metadata``, so a create
+#: whose answer was lost is found again through the listing's metadata filter.
+JOBS = Table(
+    "jobs",
+    METADATA,
+    Column("key", String(JOB_KEY_LENGTH), primary_key=True),
+    Column("folder", Text, nullable=False),
+    # ``batch`` or ``ocr``.
+    Column("kind", String(STATE_LENGTH), nullable=False),
+    # ``submit`` (syncd creates the batch job), ``wait`` (someone else does) or ``ocr``.
+    Column("mode", String(STATE_LENGTH), nullable=False),
+    Column("sha256", String(SHA256_HEX), nullable=False),
+    Column("input_file_id", String(FILE_ID_LENGTH), nullable=False),
+    # The first path that held this content (others are in ``job_results``).
+    Column("rel_path", Text, nullable=False),
+    # held | pending | creating | running | downloading | done | failed.
+    Column("state", String(STATE_LENGTH), nullable=False),
+    Column("model", Text),
+    Column("remote_job_id", String(FILE_ID_LENGTH)),
+    Column("remote_status", String(ACTION_LENGTH)),
+    Column("total_requests", Integer),
+    Column("completed_requests", Integer),
+    Column("succeeded_requests", Integer),
+    Column("failed_requests", Integer),
+    Column("output_file_id", String(FILE_ID_LENGTH)),
+    Column("error_file_id", String(FILE_ID_LENGTH)),
+    # Why it is held, or why it failed (the API's errors).
+    Column("reason", FreeText()),
+    # Creates (batch) or OCR requests sent for it: more than one means an answer was lost.
+    Column("requests_sent", Integer, nullable=False, default=0, server_default="0"),
+    Column("answers_lost", Integer, nullable=False, default=0, server_default="0"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # When the create (or OCR request) was first about to be sent: the spending guard's clock.
+    Column("intent_at", UTCDateTime()),
+    Column("remote_created_at", UTCDateTime()),
+    Column("finished_at", UTCDateTime()),
+    Column("claimed_by", String(NODE_NAME_LENGTH)),
+    Column("claimed_until", UTCDateTime()),
+    Column("result_bytes", BigInteger, nullable=False, default=0, server_default="0"),
+    Index("ix_jobs_folder_state", "folder", "state"),
+    Index("ix_jobs_remote_job_id", "remote_job_id"),
+)
+
+#: One input path whose content a job answers: waiting for it, or its results written.
+JOB_RESULTS = Table(
+    "job_results",
+    METADATA,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("folder", Text, nullable=False),
+    Column("rel_path", Text, nullable=False),
+    Column("sha256", String(SHA256_HEX), nullable=False),
+    Column("job_key", ForeignKey("jobs.key", ondelete="CASCADE"), nullable=False),
+    # waiting | written | failed.
+    Column("state", String(STATE_LENGTH), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("written_at", UTCDateTime()),
+    # A result landed beside a file a person edited, under another name.
+    Column("beside", Boolean, nullable=False, default=False, server_default=false()),
+    UniqueConstraint("folder", "rel_path", "sha256"),
+    Index("ix_job_results_job_key", "job_key"),
+)
+
+#: What syncd last wrote at one path of a results folder: an edited file differs from it.
+RESULT_FILES = Table(
+    "result_files",
+    METADATA,
+    Column("folder", Text, primary_key=True),
+    # Relative to the folder's results folder.
+    Column("path", Text, primary_key=True),
+    Column("sha256", String(SHA256_HEX), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("job_key", String(JOB_KEY_LENGTH), nullable=False),
+    Column("input_rel_path", Text, nullable=False),
+    Column("written_at", UTCDateTime(), nullable=False),
+    Index("ix_result_files_job_key", "job_key"),
 )
 
 #: ``local_files`` columns in :class:`LocalFileRecord` field order: ``LocalFileRecord(*row)``.

@@ -120,6 +120,14 @@ class _StatusRoutes:
             ),
         )
 
+    def api_jobs(self, request: Request) -> Response:
+        return self._json(
+            request,
+            lambda report, params: report.jobs(
+                limit=int_param(params, "limit", DEFAULT_PAGE_ROWS, 1, MAX_PAGE_ROWS)
+            ),
+        )
+
     def api_nodes(self, request: Request) -> Response:
         return self._json(request, lambda report, _params: report.nodes())
 
@@ -188,6 +196,7 @@ def create_status_app(
             Route("/api/activity", routes.api_activity),
             Route("/api/retention", routes.api_retention),
             Route("/api/nodes", routes.api_nodes),
+            Route("/api/jobs", routes.api_jobs),
             Route("/api/lineage", routes.api_lineage),
             Route("/metrics", routes.metrics),
             Route("/healthz", routes.healthz),

@@ -131,6 +131,7 @@ def render(
     problems = report.problems(folder=folder, limit=rows, offset=(problems_page - 1) * rows)
     activity = report.activity(limit=rows, offset=(activity_page - 1) * rows)
     nodes = report.nodes()
+    jobs = report.jobs(limit=rows)
     query = (params.get("q") or "").strip()
     context = {
         "overview": overview,
@@ -142,6 +143,8 @@ def render(
         # One node is this daemon on its own: the table says more than that only in a fleet.
         "nodes": nodes if len(nodes["nodes"]) > 1 else None,
         "lineage": report.lineage(query) if query else None,
+        # Only where results come home (or came home under an earlier config).
+        "jobs": jobs if jobs["jobs"] else None,
         "query": query,
         "folder": folder,
         "folder_names": [f["name"] for f in overview["folders"]],

@@ -15,12 +15,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from syncd import __version__
-from syncd.documents import audit_json, file_json, iso, lineage_json, node_json
+from syncd.documents import audit_json, file_json, iso, job_json, lineage_json, node_json
 from syncd.documents import retention_document as plan_document
 from syncd.domain import LocalState
 from syncd.fleet_runtime import database_now
 from syncd.pipeline import FolderSpec
 from syncd.retention_preview import RetentionPreview
+from syncd.store import jobs as job_rows
 from syncd.store import repo, status_queries
 from syncd.web.source import LiveStatus
 
@@ -161,6 +162,31 @@ class StatusReport:
             "offset": offset,
             "has_more": page.total > offset + limit,
             "entries": [audit_json(e, self.name_of(e.folder)) for e in page.items],
+        }
+
+    def jobs(self, *, limit: int) -> dict[str, Any]:
+        """Jobs whose results come home: counts per folder and state, then those in flight or
+        held first, then the newest others."""
+        keys = list(self.folders)
+        counts: dict[str, dict[str, int]] = {}
+        for (key, state), n in job_rows.job_counts(self.session, keys).items():
+            counts.setdefault(self.name_of(key) or key, {})[state] = n
+        recent = job_rows.recent_jobs(self.session, folders=keys, limit=limit)
+        written = job_rows.written_paths(self.session, [job.key for job in recent])
+        return {
+            "states": list(job_rows.JOB_STATES),
+            "counts": counts,
+            "error": self.live.results_error,
+            "jobs": [
+                job_json(
+                    job,
+                    self.name_of(job.folder) or job.folder,
+                    now=self.now,
+                    overdue_after=self.live.overdue_after,
+                    results=written.get(job.key, []),
+                )
+                for job in recent
+            ],
         }
 
     def nodes(self) -> dict[str, Any]:

@@ -44,6 +44,10 @@ class LiveStatus:
     api_server: str = ""
     """The Files API uploads go to, in words (its URL; "local emulator: ..." for the embedded
     one), from ``syncd.config.endpoints.describe_server``."""
+    overdue_after: timedelta = timedelta(hours=25)
+    """``[results] overdue_after``: a job unfinished for longer is reported."""
+    results_error: str | None = None
+    """What the results worker last failed at (the API or a results folder), if anything."""
 
 
 class StatusSource(Protocol):
