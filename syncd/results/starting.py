@@ -161,14 +161,7 @@ class Starter:
                 if self._book.clock() - claimed.intent_at < _RECREATE_AFTER:
                     return 0
             assert spec.endpoint is not None
-            now = self._book.clock()
-            self._book.update(
-                job.key,
-                state="creating",
-                intent_at=claimed.intent_at or now,
-                requests_sent=claimed.requests_sent + 1,
-                reason=None,
-            )
+            self._record_intent(claimed)
             try:
                 created = self._client.batch.jobs.create(
                     input_files=[claimed.input_file_id],
@@ -196,6 +189,18 @@ class Starter:
                 "job_created", folder=spec.name, path=claimed.rel_path, job=created.id, key=job.key
             )
             return 1
+
+    def _record_intent(self, job: JobRecord, *, answers_lost: int | None = None) -> None:
+        """Before a create (or OCR request) is sent: ``creating``, committed. The first
+        intent's time stays (the guard's clock, and where a lookup starts)."""
+        self._book.update(
+            job.key,
+            state="creating",
+            intent_at=job.intent_at or self._book.clock(),
+            requests_sent=job.requests_sent + 1,
+            answers_lost=job.answers_lost if answers_lost is None else answers_lost,
+            reason=None,
+        )
 
     def _find_created(self, job: JobRecord) -> BatchJob | None:
         since = (job.intent_at or job.created_at) - _LOOKBACK
@@ -250,15 +255,7 @@ class Starter:
                     requests_sent=claimed.requests_sent,
                     detail="the request may have been processed; it is sent again",
                 )
-            now = self._book.clock()
-            self._book.update(
-                job.key,
-                state="creating",
-                intent_at=claimed.intent_at or now,
-                requests_sent=claimed.requests_sent + 1,
-                answers_lost=lost,
-                reason=None,
-            )
+            self._record_intent(claimed, answers_lost=lost)
             assert spec.model is not None
             try:
                 answer = self._client.ocr.process(spec.model, file_id=claimed.input_file_id)
@@ -283,7 +280,9 @@ class Starter:
                 state="done",
                 finished_at=self._book.clock(),
                 result_bytes=claimed.result_bytes + written.bytes,
+                # Progress in pages, for the status surfaces: all of them read.
                 total_requests=len(answer.pages),
+                completed_requests=len(answer.pages),
                 audit="ocr_processed",
                 job=claimed,
                 file_id=claimed.input_file_id,

@@ -104,7 +104,12 @@ class ResultsWorker:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            sleep = self.run_once()
+            try:
+                sleep = self.run_once()
+            except Exception as exc:  # a bug here must stop neither uploads nor this loop
+                self.last_error = f"results: {type(exc).__name__}: {exc}"
+                log.exception("results_cycle_crashed")
+                sleep = IDLE_CYCLE
             self._wake.wait(timeout=sleep)
             self._wake.clear()
 

@@ -304,19 +304,15 @@ def mark_results(
     )
 
 
+def _written(row: ResultFile) -> WrittenFile:
+    return WrittenFile(
+        row.folder, row.path, row.sha256, row.size, row.job_key, row.input_rel_path, row.written_at
+    )
+
+
 def result_file(s: Session, folder: str, path: str) -> WrittenFile | None:
     row = s.get(ResultFile, (folder, path), populate_existing=True)
-    if row is None:
-        return None
-    return WrittenFile(
-        row.folder,
-        row.path,
-        row.sha256,
-        row.size,
-        row.job_key,
-        row.input_rel_path,
-        row.written_at,
-    )
+    return None if row is None else _written(row)
 
 
 def record_result_file(s: Session, written: WrittenFile) -> None:
