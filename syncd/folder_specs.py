@@ -5,10 +5,10 @@ store identity. Light on purpose: ``syncd status`` and ``retry`` need the keys, 
 from __future__ import annotations
 
 from syncd.config import Config, FolderConfig
+from syncd.folder_spec import FolderSpec
 from syncd.logs import get_logger
 from syncd.paths import IgnoreRules
-from syncd.pipeline import FolderSpec
-from syncd.store import Store, repo
+from syncd.store import Store, folder_rows
 
 __all__ = ["adopt_legacy_keys", "folder_spec", "folder_specs"]
 
@@ -32,9 +32,9 @@ def folder_spec(folder: FolderConfig, node: str) -> FolderSpec:
 def adopt_legacy_keys(store: Store, specs: dict[str, FolderSpec]) -> int:
     """Re-key the rows of stores written before fleet mode (keyed by path) to ``specs``' keys;
     returns how many local rows moved (0 once done)."""
-    with store.session() as s:
-        moved = repo.adopt_legacy_folder_keys(
-            s, {spec.legacy_key: spec.key for spec in specs.values()}
+    with store.connection() as c:
+        moved = folder_rows.adopt_legacy_folder_keys(
+            c, {spec.legacy_key: spec.key for spec in specs.values()}
         )
     if moved:
         log.info("folder_rows_rekeyed", rows=moved, folders=[s.name for s in specs.values()])

@@ -26,13 +26,14 @@ from syncd import plan
 from syncd.beneath import lstat_beneath
 from syncd.domain import FileStat, LocalState
 from syncd.errors import FileChangedError, FileVanishedError, LocalFileError
+from syncd.folder_spec import FolderSpec
 from syncd.hashing import hash_file, stat_file
 from syncd.logs import get_logger
-from syncd.paths import IgnoreRules, is_valid_utf8_name
+from syncd.paths import is_valid_utf8_name
 from syncd.scanner import ScanEntry, ScanItem, ScanProblem, scan_folder
 from syncd.store import Store, repo
 from syncd.store.records import LocalFileRecord, RemoteFileRecord
-from syncd.validation import ValidationMode, ValidationResult, validate_file
+from syncd.validation import ValidationResult, validate_file
 
 __all__ = ["FolderSpec", "Pipeline", "ScanSummary", "utc_now"]
 
@@ -50,46 +51,6 @@ _LARGE_FILE_BYTES = 8 << 20
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class FolderSpec:
-    """What the pipeline and uploader need to know about one watched folder."""
-
-    name: str
-    root: Path
-    purpose: str
-    rules: IgnoreRules
-    validate: ValidationMode = "strict"
-    on_change: str = "replace"
-    batch_endpoint: str | None = None
-    """Batch folders: the endpoint their jobs run, which bodies are checked against."""
-    node: str = ""
-    """The node this folder belongs to; empty: the store's keys of a single host (by path)."""
-    shared_id: str | None = None
-    """A shared folder's ``id``: the same rows for every node that mounts it."""
-
-    @property
-    def key(self) -> str:
-        """The folder's identity in the state store.
-
-        ``shared:<id>`` for a shared folder (whatever its mount path on each node),
-        ``<node>:<absolute path>`` for a node's own folder (two hosts with the same path keep
-        apart), the bare path without a node (single-host stores before fleet mode).
-        """
-        if self.shared_id is not None:
-            return f"shared:{self.shared_id}"
-        return f"{self.node}:{self.root}" if self.node else str(self.root)
-
-    @property
-    def judging_settings(self) -> str:
-        """What a verdict on a file's content depends on: purpose, mode, batch endpoint."""
-        return f"{self.purpose}|{self.validate}|{self.batch_endpoint or ''}"
-
-    @property
-    def legacy_key(self) -> str:
-        """The key of this folder's rows in stores written before fleet mode: its path."""
-        return str(self.root)
 
 
 @dataclass(slots=True)

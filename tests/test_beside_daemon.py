@@ -1,6 +1,7 @@
 """Reading commands beside a running daemon with the embedded emulator: `verify`, `cleanup
 --dry-run` and `files` reach the daemon's own emulator (found through its data dir) instead
-of refusing; the real CLI as a subprocess, the daemon as a subprocess."""
+of refusing, and `sync --dry-run` (which needs no API) works too; the real CLI as a
+subprocess, the daemon as a subprocess."""
 
 from __future__ import annotations
 
@@ -49,13 +50,24 @@ def test_verify_cleanup_dry_run_and_files_work_beside_the_daemon(
     assert dry.returncode == 0, dry.stderr
     assert "Traceback" not in dry.stderr
 
+    # A file the daemon has not judged yet (its watcher may race us: either verdict is fine).
+    write_chat_file(folder / "b.jsonl", salt="b")
+    dry_sync = syncd(config, "sync", "--dry-run")
+    assert dry_sync.returncode == 0, dry_sync.stderr
+    assert "Traceback" not in dry_sync.stderr
+    assert "nothing was sent and the state database was not changed" in dry_sync.stderr
+    daemon.wait_event("file_uploaded", path="b.jsonl")
+
     listed = syncd(config, "files", "list", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert [f["filename"] for f in json.loads(listed.stdout)["data"]] == ["a.jsonl"]
+    assert sorted(f["filename"] for f in json.loads(listed.stdout)["data"]) == [
+        "a.jsonl",
+        "b.jsonl",
+    ]
 
     status = syncd(config, "status", "--json")
     assert status.returncode == 0, status.stderr
-    assert [f["state"] for f in json.loads(status.stdout)["files"]] == ["uploaded"]
+    assert [f["state"] for f in json.loads(status.stdout)["files"]] == ["uploaded", "uploaded"]
 
 
 def test_a_real_cleanup_beside_the_daemon_is_refused_in_one_line(

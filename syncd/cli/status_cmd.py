@@ -22,7 +22,7 @@ from syncd.domain import LocalState
 from syncd.errors import StoreError
 from syncd.folder_specs import adopt_legacy_keys, folder_specs
 from syncd.paths import printable_key
-from syncd.store import repo
+from syncd.store import folder_rows
 from syncd.store.records import LocalFileRecord
 
 __all__ = ["status"]
@@ -79,12 +79,13 @@ def status(ctx: click.Context, as_json: bool, show_all: bool, porcelain: bool | 
     states = None if show_all else _NEEDS_ATTENTION
     jobs: dict[str, object] | None = None
     try:
-        with store.session() as s:
-            counts = repo.state_counts(s)
+        # SQLAlchemy Core, never the ORM: importing sqlalchemy.orm would double the start-up.
+        with store.connection() as c:
+            counts = folder_rows.state_counts(c)
             files = [
                 (names[key], record)
                 for key in specs
-                for record in repo.list_local(s, folder=key, states=states, or_warned=True)
+                for record in folder_rows.list_local(c, folder=key, states=states, or_warned=True)
             ]
         if any(folder.results is not None for folder in config.folders):
             from syncd.cli.status_jobs import jobs_document

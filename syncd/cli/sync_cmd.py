@@ -122,7 +122,8 @@ class _PassTally:
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Scan and validate, then list what would be uploaded; send nothing, no API key needed.",
+    help="Scan and validate, then list what would be uploaded; send nothing, write nothing to "
+    "the state database, no API key needed.",
 )
 @click.pass_context
 def sync(ctx: click.Context, progress: bool | None, dry_run: bool) -> None:

@@ -2,7 +2,9 @@
 
 :func:`open_store` is the front door: private file, pragmas, integrity check, migrations (or a
 check that they ran). Sessions come from :meth:`Store.session`, one per unit of work and never
-shared between threads; every database failure inside one becomes a
+shared between threads; :meth:`Store.connection` is the same transaction in SQLAlchemy Core for
+a caller that never needs the ORM (``syncd status``: this module imports ``sqlalchemy.orm`` on
+the first session only). Every database failure inside either becomes a
 :class:`~syncd.errors.StoreError` that names the file.
 """
 
@@ -16,14 +18,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import StoreError
 from syncd.store import connect, diagnosis
 from syncd.store import migrate as migrations
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 __all__ = ["Store", "open_store"]
 
@@ -51,7 +56,8 @@ class Store:
         self.url: str = target.url.render_as_string(hide_password=True)
         self.busy_timeout_ms = busy_timeout_ms
         self._where = target.display
-        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        #: Made on the first session (importing the ORM then): see :meth:`session`.
+        self._sessions: sessionmaker[Session] | None = None
         self._room_lock = threading.Lock()
         self._room_tried_at = -_MAKE_ROOM_EVERY
 
@@ -66,12 +72,32 @@ class Store:
             StoreError: the database failed (locked past the busy timeout, read-only, full,
                 corrupt); the transaction was rolled back.
         """
+        sessions = self._sessions
+        if sessions is None:
+            from sqlalchemy.orm import sessionmaker
+
+            # Two threads may both make one on the first call: either is as good.
+            sessions = self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        with self._translated(), sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """One transaction in SQLAlchemy Core, without the ORM: as :meth:`session` otherwise
+        (committed when the block ends, rolled back when it raises).
+
+        Raises:
+            StoreError: as for :meth:`session`.
+        """
+        with self._translated(), self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """Database failures inside the block as :class:`StoreError`; a full disk makes room."""
         try:
-            with (
-                diagnosis.translated(self._where, busy_timeout_ms=self.busy_timeout_ms),
-                self._sessions.begin() as session,
-            ):
-                yield session
+            with diagnosis.translated(self._where, busy_timeout_ms=self.busy_timeout_ms):
+                yield
         except StoreError as exc:
             if self.path is not None and diagnosis.is_disk_full(exc):
                 self._make_room()

@@ -11,19 +11,17 @@ takeover never duplicates a file.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from syncd.domain import LocalState
 from syncd.store.records import NodeRecord
-from syncd.store.schema import AuditEntry, LocalFile, Node, RemoteFile
+from syncd.store.schema import LocalFile, Node
 
 __all__ = [
-    "adopt_legacy_folder_keys",
     "forget_node",
     "heartbeat",
     "list_nodes",
@@ -111,38 +109,6 @@ def take_over_silent_claims(
             LocalFile.claimed_by.in_(silent),
         )
         .values(state=LocalState.PENDING, next_attempt_at=None, claimed_by=None, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    assert isinstance(result, CursorResult)
-    return result.rowcount
-
-
-def adopt_legacy_folder_keys(s: Session, keys: Mapping[str, str]) -> int:
-    """Re-key rows written before fleet mode: ``keys`` maps a folder's old key (its path) to its
-    key now (``<node>:<path>`` or ``shared:<id>``). The first node to open an older store with
-    the folder configured takes its rows. Returns how many local rows moved.
-
-    Every command runs this; once a store is re-keyed it costs one indexed update per folder:
-    ``remote_files`` and ``audit`` (no index on their folder) are only touched for a folder
-    whose local rows moved (syncd never deletes a local row, so an older folder has some).
-    """
-    moved = 0
-    for old, new in keys.items():
-        if old == new:
-            continue
-        local = _rekey(s, LocalFile.folder, old, new)
-        if local:
-            _rekey(s, RemoteFile.folder, old, new)
-            _rekey(s, AuditEntry.folder, old, new)
-            moved += local
-    return moved
-
-
-def _rekey(s: Session, column: Any, old: str, new: str) -> int:
-    result = s.execute(
-        update(column.class_)
-        .where(column == old)
-        .values({column: new})
         .execution_options(synchronize_session=False)
     )
     assert isinstance(result, CursorResult)

@@ -1,4 +1,4 @@
-"""Rows of ``local_files``: what the pipeline observed on disk, and the counts status shows.
+"""Rows of ``local_files``: what the pipeline observed on disk, and the queue's totals and ages.
 
 Writers here record observations (stat, hash, verdict, renames, vanished paths); the upload
 queue's transitions live in :mod:`syncd.store.upload_queue`. What runs once per file or once
@@ -45,7 +45,6 @@ __all__ = [
     "get_local_by_id",
     "get_locals",
     "iter_fingerprints",
-    "list_local",
     "mark_missing",
     "oldest_unsynced_since",
     "pending_count",
@@ -53,7 +52,6 @@ __all__ = [
     "record_ctimes",
     "rename_local",
     "set_state",
-    "state_counts",
     "upsert_local",
 ]
 
@@ -449,40 +447,6 @@ def find_missing_by_stat(s: Session, folder: str, stat: FileStat) -> LocalFileRe
         .limit(1)
     ).one_or_none()
     return None if row is None else rows.to_local_record(row)
-
-
-def list_local(
-    s: Session,
-    *,
-    folder: str | None = None,
-    states: Collection[LocalState] | None = None,
-    or_warned: bool = False,
-    limit: int | None = None,
-) -> list[LocalFileRecord]:
-    """Rows ordered by folder and path, optionally of one folder and some states (and, with
-    ``or_warned``, rows in other states that have validation warnings)."""
-    query = select(LocalFile).order_by(LocalFile.folder, LocalFile.rel_path)
-    if folder is not None:
-        query = query.where(LocalFile.folder == folder)
-    if states is not None:
-        in_states = LocalFile.state.in_(list(states))
-        query = query.where(
-            or_(in_states, LocalFile.warnings.is_not(None)) if or_warned else in_states
-        )
-    if limit is not None:
-        query = query.limit(limit)
-    return [rows.to_local_record(row) for row in s.scalars(query)]
-
-
-def state_counts(s: Session) -> dict[str, dict[str, int]]:
-    """folder -> state value -> number of rows (states with no rows are left out)."""
-    counts: dict[str, dict[str, int]] = {}
-    query = select(LocalFile.folder, LocalFile.state, func.count()).group_by(
-        LocalFile.folder, LocalFile.state
-    )
-    for folder, state, count in s.execute(query):
-        counts.setdefault(folder, {})[LocalState(state).value] = count
-    return counts
 
 
 def pending_count(s: Session, *, now: datetime | None = None) -> int:

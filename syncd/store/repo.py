@@ -15,13 +15,13 @@ from __future__ import annotations
 
 from syncd.store.audit_log import audit, audit_entries, get_meta, set_meta
 from syncd.store.fleet import (
-    adopt_legacy_folder_keys,
     forget_node,
     heartbeat,
     list_nodes,
     take_over_silent_claims,
     uploading_elsewhere,
 )
+from syncd.store.folder_rows import adopt_legacy_folder_keys, list_local, state_counts
 from syncd.store.lineage_queries import iter_remote_files
 from syncd.store.local_files import (
     Fingerprint,
@@ -31,7 +31,6 @@ from syncd.store.local_files import (
     get_local_by_id,
     get_locals,
     iter_fingerprints,
-    list_local,
     lock_local,
     mark_missing,
     oldest_unsynced_by_folder,
@@ -41,7 +40,6 @@ from syncd.store.local_files import (
     record_ctimes,
     rename_local,
     set_state,
-    state_counts,
     upsert_local,
 )
 from syncd.store.rejudge import rejudge_if_settings_changed, rejudge_quarantined

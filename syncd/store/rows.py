@@ -14,11 +14,12 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Column, Table, TextClause, Update, bindparam, text, update
+from sqlalchemy import TextClause, Update, bindparam, text, update
 from sqlalchemy.orm import Mapper, Session, class_mapper
 
 from syncd.domain import LocalState
 from syncd.errors import StoreError
+from syncd.store import tables
 from syncd.store.records import AuditRecord, LocalFileRecord, RemoteFileRecord
 from syncd.store.schema import AuditEntry, LocalFile, RemoteFile
 
@@ -65,20 +66,11 @@ _LOCAL_FIELDS = tuple(f.name for f in fields(LocalFileRecord))
 _REMOTE_FIELDS = tuple(f.name for f in fields(RemoteFileRecord))
 _AUDIT_FIELDS = tuple(f.name for f in fields(AuditRecord))
 
-
-def _table(model: type[LocalFile] | type[RemoteFile] | type[AuditEntry]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-LOCAL_TABLE = _table(LocalFile)
-REMOTE_TABLE = _table(RemoteFile)
-AUDIT_TABLE = _table(AuditEntry)
-#: ``local_files`` columns in :class:`LocalFileRecord` field order: ``LocalFileRecord(*row)``.
-LOCAL_COLUMNS: tuple[Column[Any], ...] = tuple(LOCAL_TABLE.c[name] for name in _LOCAL_FIELDS)
-#: ``remote_files`` columns in :class:`RemoteFileRecord` field order.
-REMOTE_COLUMNS: tuple[Column[Any], ...] = tuple(REMOTE_TABLE.c[name] for name in _REMOTE_FIELDS)
+LOCAL_TABLE = tables.LOCAL_FILES
+REMOTE_TABLE = tables.REMOTE_FILES
+AUDIT_TABLE = tables.AUDIT
+LOCAL_COLUMNS = tables.LOCAL_COLUMNS
+REMOTE_COLUMNS = tables.REMOTE_COLUMNS
 
 T = TypeVar("T")
 
