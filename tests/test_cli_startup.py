@@ -83,3 +83,23 @@ def test_status_in_a_pipe_loads_no_orm_logging_table_postgresql_or_api(tmp_path:
         "syncd.retention_job",
     }
     assert not unwanted & loaded, unwanted & loaded
+
+
+def test_status_with_a_results_folder_reads_its_jobs_without_the_orm(tmp_path: Path) -> None:
+    """A results folder adds the jobs to ``status``, read in Core as the rest of it."""
+    config = write_config(
+        tmp_path,
+        server_url="embedded",
+        folders=[
+            FolderSetup(tmp_path / "ocr", "ocr", {"results": f'"{tmp_path / "text"}"'}),
+        ],
+    )
+    subprocess.run(
+        [sys.executable, "-m", "syncd", "-c", str(config), "migrate"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    loaded = _modules_loaded_by("-c", str(config), "status", "--json")
+    assert "syncd.cli.status_jobs" in loaded
+    assert not {"sqlalchemy.orm", "syncd.store.jobs", "syncd.store.schema"} & loaded

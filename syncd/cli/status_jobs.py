@@ -1,7 +1,7 @@
 """The jobs part of ``syncd status``: what came home, what is in flight, held or failed.
 
-Loaded only when a folder has a ``results`` folder, so ``syncd status`` on a plain setup does
-not import the jobs' tables.
+Loaded only when a folder has a ``results`` folder; it reads in Core, as the rest of
+``syncd status`` does.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from syncd.config import Config
 from syncd.documents import job_json
-from syncd.store import Store
-from syncd.store import jobs as job_rows
+from syncd.store import Store, job_reads
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -27,16 +26,16 @@ _LISTED = 200
 def jobs_document(store: Store, config: Config, names: Mapping[str, str]) -> dict[str, Any]:
     """Counts per folder and state, and the jobs themselves, as ``/api/jobs`` has them."""
     keys = list(names)
-    with store.session() as s:
-        counts = job_rows.job_counts(s, keys)
-        recent = job_rows.recent_jobs(s, folders=keys, limit=_LISTED)
-        written = job_rows.written_paths(s, [job.key for job in recent])
+    with store.connection() as c:
+        counts = job_reads.job_counts(c, keys)
+        recent = job_reads.recent_jobs(c, folders=keys, limit=_LISTED)
+        written = job_reads.written_paths(c, [job.key for job in recent])
     by_folder: dict[str, dict[str, int]] = {}
     for (key, state), n in counts.items():
         by_folder.setdefault(names.get(key, key), {})[state] = n
     now = datetime.now(UTC)
     return {
-        "states": list(job_rows.JOB_STATES),
+        "states": list(job_reads.JOB_STATES),
         "counts": by_folder,
         "jobs": [
             job_json(

@@ -24,8 +24,7 @@ from syncd.pipeline import FolderSpec
 from syncd.results.specs import results_specs
 from syncd.results.worker import ResultsWorker
 from syncd.retention_preview import RetentionPreview, RetentionPreviewer
-from syncd.store import jobs as job_rows
-from syncd.store import repo
+from syncd.store import job_reads, repo
 from syncd.upload import UploadEvent
 from syncd.web import LiveStatus
 
@@ -154,10 +153,10 @@ class LiveReadModel:
         if not specs:
             return
         with self._engine.store.session() as s:
-            counts = job_rows.job_counts(s, list(specs))
+            counts = job_reads.job_counts(s, list(specs))
         for key, spec in specs.items():
             by_state = {state: n for (folder, state), n in counts.items() if folder == key}
-            self._metrics.set_job_counts(spec.name, by_state, job_rows.JOB_STATES)
+            self._metrics.set_job_counts(spec.name, by_state, job_reads.JOB_STATES)
 
     def _results_error(self) -> str | None:
         return self._results.last_error

@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from syncd.domain import LocalState
+from syncd.store.job_reads import JOB_STATES, TERMINAL_STATES
 from syncd.store.records import JobRecord, JobResultRecord
 from syncd.store.schema import Job, JobResult, LocalFile, ResultFile
 
@@ -35,7 +36,6 @@ __all__ = [
     "ensure_job",
     "forget_result_file",
     "get_job",
-    "job_counts",
     "job_key",
     "job_lineage",
     "jobs_in",
@@ -43,22 +43,15 @@ __all__ = [
     "jobs_with_waiting_results",
     "mark_results",
     "new_uploaded_inputs",
-    "recent_jobs",
     "record_result_file",
     "release_job",
     "result_file",
     "results_of",
     "update_job",
     "written_files",
-    "written_paths",
 ]
 
-#: held: over the spending guard; pending: to submit, request, or wait for; creating: the
-#: create (or OCR request) may be in flight; running: the remote job is not finished;
-#: downloading: finished, results being written; done; failed.
-JOB_STATES = ("held", "pending", "creating", "running", "downloading", "done", "failed")
 ACTIVE_STATES = ("pending", "creating", "running", "downloading")
-TERMINAL_STATES = ("done", "failed")
 
 _JOB_FIELDS = tuple(JobRecord.__dataclass_fields__)
 _RESULT_FIELDS = tuple(JobResultRecord.__dataclass_fields__)
@@ -352,36 +345,6 @@ def written_files(s: Session, job_key: str) -> list[WrittenFile]:
         WrittenFile(r.folder, r.path, r.sha256, r.size, r.job_key, r.input_rel_path, r.written_at)
         for r in s.scalars(query)
     ]
-
-
-def job_counts(s: Session, folders: Collection[str] | None = None) -> dict[tuple[str, str], int]:
-    """(folder, state) -> number of jobs."""
-    query = select(Job.folder, Job.state, func.count()).group_by(Job.folder, Job.state)
-    if folders is not None:
-        query = query.where(Job.folder.in_(list(folders)))
-    return {(folder, state): count for folder, state, count in s.execute(query)}
-
-
-def recent_jobs(
-    s: Session, *, folders: Collection[str] | None = None, limit: int = 50
-) -> list[JobRecord]:
-    """Jobs for the status surfaces: those in flight or held first, then the newest others."""
-    query = select(Job)
-    if folders is not None:
-        query = query.where(Job.folder.in_(list(folders)))
-    query = query.order_by(Job.state.in_(TERMINAL_STATES).asc(), Job.updated_at.desc(), Job.key)
-    return [_job(row) for row in s.scalars(query.limit(limit))]
-
-
-def written_paths(s: Session, keys: Collection[str]) -> dict[str, list[str]]:
-    """job key -> the result paths syncd wrote for it (relative to the results folder)."""
-    if not keys:
-        return {}
-    found: dict[str, list[str]] = {}
-    query = select(ResultFile.job_key, ResultFile.path).where(ResultFile.job_key.in_(list(keys)))
-    for key, path in s.execute(query.order_by(ResultFile.path)):
-        found.setdefault(key, []).append(path)
-    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,7 @@ from syncd.domain import LocalState
 from syncd.fleet_runtime import database_now
 from syncd.pipeline import FolderSpec
 from syncd.retention_preview import RetentionPreview
-from syncd.store import jobs as job_rows
-from syncd.store import repo, status_queries
+from syncd.store import job_reads, repo, status_queries
 from syncd.web.source import LiveStatus
 
 __all__ = ["RATE_WINDOW", "StatusReport"]
@@ -169,12 +168,12 @@ class StatusReport:
         held first, then the newest others."""
         keys = list(self.folders)
         counts: dict[str, dict[str, int]] = {}
-        for (key, state), n in job_rows.job_counts(self.session, keys).items():
+        for (key, state), n in job_reads.job_counts(self.session, keys).items():
             counts.setdefault(self.name_of(key) or key, {})[state] = n
-        recent = job_rows.recent_jobs(self.session, folders=keys, limit=limit)
-        written = job_rows.written_paths(self.session, [job.key for job in recent])
+        recent = job_reads.recent_jobs(self.session, folders=keys, limit=limit)
+        written = job_reads.written_paths(self.session, [job.key for job in recent])
         return {
-            "states": list(job_rows.JOB_STATES),
+            "states": list(job_reads.JOB_STATES),
             "counts": counts,
             "error": self.live.results_error,
             "jobs": [
