@@ -14,7 +14,9 @@ and ``engine_store`` is a migrated store on it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ from hypothesis import settings
 from syncd.emulator import EmulatorOptions, EmulatorServer
 from syncd.store import Store, open_store
 from tests.daemon_process import DaemonProcess, NotifySocket
+from tests.machine_lock import WORKER_INPUT_KEY, MachineLock
 
 if TYPE_CHECKING:  # imported when a test first asks for PostgreSQL: psycopg takes 0.2 s to load
     from playwright.sync_api import Browser
@@ -38,6 +41,65 @@ TEST_API_KEY = "test-key"
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# -- pytest-xdist: tests that change the machine run alone (tests/machine_lock.py) -------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """On the xdist controller: a fresh directory for the run's lock file."""
+    if not hasattr(config, "workerinput") and config.pluginmanager.hasplugin("xdist"):
+        config.stash[_LOCK_DIR] = Path(tempfile.mkdtemp(prefix="syncd-tests-"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lock_dir = config.stash.get(_LOCK_DIR, None)
+    if lock_dir is not None:
+        shutil.rmtree(lock_dir, ignore_errors=True)
+    machine_lock = config.stash.get(_MACHINE_LOCK, None)
+    if machine_lock is not None:
+        machine_lock.close()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist's hook on the controller, once per worker: hand it the run's lock file."""
+    node.workerinput[WORKER_INPUT_KEY] = str(node.config.stash[_LOCK_DIR] / "machine.lock")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """On a worker, every test (its fixtures' setup and teardown too) holds the shared lock."""
+    machine_lock = _worker_machine_lock(item.config)
+    if machine_lock is None:
+        return (yield)
+    with machine_lock.shared():
+        return (yield)
+
+
+_LOCK_DIR = pytest.StashKey[Path]()
+_MACHINE_LOCK = pytest.StashKey[MachineLock]()
+
+
+def _worker_machine_lock(config: pytest.Config) -> MachineLock | None:
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    if workerinput is None or WORKER_INPUT_KEY not in workerinput:
+        return None
+    if _MACHINE_LOCK not in config.stash:
+        config.stash[_MACHINE_LOCK] = MachineLock(Path(workerinput[WORKER_INPUT_KEY]))
+    return config.stash[_MACHINE_LOCK]
+
+
+@pytest.fixture
+def runs_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """No test runs on another worker while this one does (for a test that changes the
+    machine for a moment, e.g. a sysctl every inotify instance reads when it starts)."""
+    machine_lock = _worker_machine_lock(request.config)
+    if machine_lock is None:
+        yield
+        return
+    with machine_lock.alone():
+        yield
 
 
 @pytest.fixture

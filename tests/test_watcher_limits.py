@@ -206,8 +206,11 @@ def test_queue_overflow_degrades_the_folder(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def small_inotify_queue() -> Iterator[None]:
-    """fs.inotify.max_queued_events lowered to 64 (read when an inotify instance starts)."""
+def small_inotify_queue(runs_alone: None) -> Iterator[None]:
+    """fs.inotify.max_queued_events lowered to 64 (read when an inotify instance starts).
+
+    Every inotify instance on the machine that starts meanwhile gets the small queue, so no
+    test runs on another worker until it is restored (``runs_alone``)."""
     if os.geteuid() != 0:
         pytest.fail("lowering fs.inotify.max_queued_events needs root (CI runs as root)")
     sysctl = Path("/proc/sys/fs/inotify/max_queued_events")
