@@ -26,8 +26,7 @@ from tests.configs import FolderSetup, chat_line, write_batch_file, write_chat_f
 from tests.daemon_process import DaemonProcess
 from tests.support import wait_until
 
-# One worker runs them all (--dist loadgroup): one Chromium for the file, not one per worker.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("chromium")]
+pytestmark = [pytest.mark.e2e]
 
 HOSTILE = "<img src=x onerror=\"window.__pwned=1\"> 'q'.jsonl"
 RTL = "report-\u202elmth.jsonl"
