@@ -90,6 +90,12 @@ def _worker_machine_lock(config: pytest.Config) -> MachineLock | None:
     return config.stash[_MACHINE_LOCK]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tests marked slow first (otherwise in collection order): the workers take tests in
+    this order, and a long test handed out last keeps one worker busy while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture
 def runs_alone(request: pytest.FixtureRequest) -> Iterator[None]:
     """No test runs on another worker while this one does (for a test that changes the

@@ -24,6 +24,7 @@ import tempfile
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -197,4 +198,4 @@ class DaemonLife(RuleBasedStateMachine):
 DaemonLife.TestCase.settings = settings(
     max_examples=3, stateful_step_count=6, deadline=None, print_blob=True
 )
-test_daemon_life = DaemonLife.TestCase
+test_daemon_life = pytest.mark.slow(DaemonLife.TestCase)

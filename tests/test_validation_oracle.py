@@ -590,6 +590,7 @@ def records(draw: st.DrawFn) -> dict[str, Any]:
     return dict(json.loads(json.dumps(record)))
 
 
+@pytest.mark.slow  # 4,000 examples: the longest test of the suite (CPU)
 def test_syncd_refuses_exactly_what_mistral_refuses() -> None:
     """Thousands of generated records: syncd's verdict equals Mistral's on every one, and the
     generator produced plenty of both verdicts (a run that only saw refusals would prove little).
