@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.errors import StoreError
-from syncd.store import connect, diagnosis
+from syncd.store import connect, diagnosis, rows
 from syncd.store import migrate as migrations
 
 __all__ = ["Store", "open_store"]
@@ -52,6 +52,13 @@ class Store:
         self.busy_timeout_ms = busy_timeout_ms
         self._where = target.display
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        #: Writers of a SQLite file take turns on a lock of this process (see
+        #: :class:`~syncd.store.rows.WriteTurns`); a server database locks rows instead.
+        self._turns = (
+            rows.WriteTurns(busy_timeout_ms / 1000)
+            if target.is_sqlite and target.path is not None
+            else None
+        )
         self._room_lock = threading.Lock()
         self._room_tried_at = -_MAKE_ROOM_EVERY
 
@@ -67,11 +74,16 @@ class Store:
                 corrupt); the transaction was rolled back.
         """
         try:
-            with (
-                diagnosis.translated(self._where, busy_timeout_ms=self.busy_timeout_ms),
-                self._sessions.begin() as session,
-            ):
-                yield session
+            with diagnosis.translated(self._where, busy_timeout_ms=self.busy_timeout_ms):
+                session = self._sessions()
+                if self._turns is not None:
+                    session.info[rows.TURNS] = self._turns
+                try:
+                    with session.begin():
+                        yield session
+                finally:
+                    rows.end_of_transaction(session)
+                    session.close()
         except StoreError as exc:
             if self.path is not None and diagnosis.is_disk_full(exc):
                 self._make_room()
