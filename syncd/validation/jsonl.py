@@ -8,7 +8,7 @@ stays bounded by one line, and one line by :data:`MAX_LINE_BYTES`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from syncd.validation.result import ErrorLog
@@ -58,6 +58,10 @@ def _reject_constant(name: str) -> Any:
 
 # One stateless decoder for every line: json.loads with a hook would build one per call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: Its scanner (C): one value at an index, and where it ends; what ``json.loads`` runs after
+#: decoding bytes, stripping whitespace and wrapping errors, none of which a line of a valid
+#: file needs.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 class JsonlReader:
@@ -76,7 +80,7 @@ class JsonlReader:
         blank_lines: list[int] = []
         number = 0
         read_line = self._stream.readline
-        scan = _DECODER.scan_once
+        scan = _SCAN
         while raw := read_line(MAX_LINE_BYTES + 1):
             number += 1
             # The common line, a JSON object and its line break, in one call of the C
@@ -85,7 +89,7 @@ class JsonlReader:
                 try:
                     text = raw.decode("utf-8")
                     value, end = scan(text, 0)
-                except (ValueError, RecursionError):  # not UTF-8, not JSON, NaN
+                except (ValueError, RecursionError, StopIteration):  # not UTF-8, JSON; NaN
                     pass
                 else:
                     tail = text[end:]
