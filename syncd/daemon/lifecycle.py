@@ -37,7 +37,6 @@ from types import FrameType
 
 import structlog
 
-from syncd import memory
 from syncd.config import Config, describe_server
 from syncd.connection import connect
 from syncd.daemon.problems import Problems
@@ -107,8 +106,6 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def run(self) -> int:
-        # Before any thread starts: a thread's first malloc picks its arena (syncd.memory).
-        memory.limit_arenas()
         with ExitStack() as stack:
             stack.enter_context(self._signal_handlers())
             store = open_store(self._config.state.database_url, threads=self._config.store_threads)

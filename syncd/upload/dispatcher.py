@@ -13,7 +13,6 @@ free workers, and paces probes during an outage: one at a time through the
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -21,7 +20,6 @@ from datetime import datetime
 import structlog
 from sqlalchemy.orm import Session
 
-from syncd import memory
 from syncd.api import Files, sent_filename
 from syncd.errors import StoreError
 from syncd.outage import OutageGate, outage_threshold
@@ -42,8 +40,6 @@ log = structlog.get_logger(__name__)
 _DISPATCH_RETRY = 1.0
 #: Longest pause between two tries of a store that keeps failing.
 _DISPATCH_RETRY_MAX = 30.0
-#: Memory is given back at most this often when the queue runs dry (see syncd.memory).
-_TRIM_EVERY_S = 10.0
 
 
 class Uploader:
@@ -79,8 +75,6 @@ class Uploader:
         self._stopping = threading.Event()
         self._inflight: set[Future[None]] = set()
         self._inflight_lock = threading.Lock()
-        #: Worker runs finished (each one upload or more); guarded by ``_inflight_lock``.
-        self._finished_count = 0
         self._pool = ThreadPoolExecutor(
             max_workers=settings.concurrency, thread_name_prefix="syncd-upload"
         )
@@ -208,23 +202,10 @@ class Uploader:
 
     def _run(self) -> None:
         store_failures = 0
-        trimmed_after = 0  # uploads finished when memory was last given back
-        trimmed_at = -_TRIM_EVERY_S
         while not self._stopping.is_set():
             try:
                 wait = self._dispatch_once()
                 store_failures = 0
-                if (
-                    wait is None
-                    and self.inflight == 0
-                    and self._finished_count != trimmed_after
-                    and time.monotonic() - trimmed_at >= _TRIM_EVERY_S
-                ):
-                    # Nothing pending, nothing running: what the uploads and the scans that
-                    # queued them allocated goes back to the system (the daemon idles for
-                    # days at what it holds now).
-                    trimmed_after, trimmed_at = self._finished_count, time.monotonic()
-                    memory.give_back()
             except StoreError as exc:
                 # Locked, full or unreachable: the rows wait in the store. Try again soon, then
                 # less and less often while it lasts (a database restarting for minutes must
@@ -285,7 +266,6 @@ class Uploader:
     def _finished(self, future: Future[None]) -> None:
         with self._inflight_lock:
             self._inflight.discard(future)
-            self._finished_count += 1
         self._doorbell.set()
 
     # -- one upload -----------------------------------------------------------------------------
