@@ -114,7 +114,8 @@ class RowWriter:
     """Runs outcome writes in store transactions (:meth:`persist`), and tells a claim this node
     lost (:meth:`claim_lost`).
 
-    Threads: the upload workers. Locks: none of its own (each write is one store transaction).
+    Threads: the upload workers (a write may run on the group's writer thread, see
+    :class:`GroupCommit`). Locks: none of its own beyond the group's.
     """
 
     def __init__(
