@@ -100,10 +100,18 @@ class GroupCommit:
             try:
                 with self._store.session() as s:
                     values = [item.write(s) for item in batch]
-            except Exception:  # noqa: BLE001 - each write is run again alone, which reports it
+            except BaseException as exc:
+                # Rolled back: each write is run again alone by its worker, which reports it.
                 for item in batch:
                     item.done.set()
-                continue
+                if isinstance(exc, Exception):
+                    continue
+                with self._cond:
+                    self._writer = None
+                    for item in self._queue:
+                        item.done.set()
+                    self._queue.clear()
+                raise
             for item, value in zip(batch, values, strict=True):
                 item.value = value
                 item.committed = True
