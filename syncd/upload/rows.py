@@ -137,7 +137,10 @@ class RowWriter:
         self._store = store
         self._settings = settings
         self._stopping = stopping
-        self._group = GroupCommit(store) if group else None
+        # SQLite only: there every write waits for the one write lock anyway, so writing in
+        # groups only saves turns. A server database locks rows; a group holding several for
+        # its whole transaction deadlocked with other nodes' scans and groups (fleet mode).
+        self._group = GroupCommit(store) if group and store.path is not None else None
 
     def claim_lost(
         self, s: Session, record: LocalFileRecord, file_id: str
