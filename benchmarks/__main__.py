@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import sys
+import sysconfig
 import tempfile
 import time
 import traceback
@@ -77,6 +78,10 @@ def run_suite(names: list[str], *, quick: bool, output: Path) -> dict[str, objec
     # PYTHONDONTWRITEBYTECODE would otherwise compile syncd's sources in every timed process.
     for package in ("syncd", "benchmarks"):
         compileall.compile_dir(REPO_ROOT / package, quiet=1)
+    # The environment's packages too (SQLAlchemy, httpx, the mistralai SDK...): uv installs
+    # them without byte code unless asked, and with PYTHONDONTWRITEBYTECODE every timed process
+    # compiled them again, about half a second of start-up for syncd and for the SDK loop alike.
+    compileall.compile_dir(sysconfig.get_paths()["purelib"], quiet=1, workers=0)
     with tempfile.TemporaryDirectory(prefix="syncd-bench-") as temp:
         ctx = BenchContext(root=Path(temp), quick=quick)
         for name in (n for n in BENCHMARKS if n in names):

@@ -20,7 +20,7 @@ from benchmarks.synced_tree import make_tree, remember_synced_tree
 
 __all__ = ["run"]
 
-_IDLE_TARGET_MB = 120
+_IDLE_TARGET_MB = 100
 #: After the last upload: let the daemon settle, then watch it this long.
 _QUIET_S = 3.0
 _IDLE_WINDOW_S = 5.0

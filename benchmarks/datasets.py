@@ -10,7 +10,13 @@ import json
 import os
 from pathlib import Path
 
-__all__ = ["chat_jsonl", "write_jsonl_files", "write_random_file", "write_tree"]
+__all__ = [
+    "chat_jsonl",
+    "write_chat_files",
+    "write_jsonl_files",
+    "write_random_file",
+    "write_tree",
+]
 
 _CHUNK = 1024 * 1024
 
@@ -50,6 +56,20 @@ def write_jsonl_files(root: Path, count: int, size: int, *, per_dir: int = 100) 
             directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"sample-{index:06d}.jsonl"
         path.write_bytes(chat_jsonl(str(index), size))
+        paths.append(path)
+    return paths
+
+
+def write_chat_files(root: Path, count: int, *, lines: int, per_dir: int = 100) -> list[Path]:
+    """``count`` JSONL files of ``lines`` chat samples each, ``per_dir`` to a subdirectory."""
+    paths: list[Path] = []
+    for index in range(count):
+        directory = root / f"batch-{index // per_dir:04d}"
+        if index % per_dir == 0:
+            directory.mkdir(parents=True, exist_ok=True)
+        line = chat_jsonl(str(index), 1)
+        path = directory / f"sample-{index:06d}.jsonl"
+        path.write_bytes(line * lines)
         paths.append(path)
     return paths
 

@@ -64,6 +64,8 @@ class Figure:
     ratio_means: str = ""
     target: Target | None = None
     note: str = ""
+    #: The figure before the change that set the target (as the issue measured it), if any.
+    before: str = ""
 
     @property
     def passed(self) -> bool | None:
@@ -83,6 +85,7 @@ class Figure:
             "target_bound": None if self.target is None else self.target.bound,
             "passed": self.passed,
             "note": self.note,
+            "before": self.before,
         }
 
 
@@ -101,7 +104,7 @@ def result(figures: list[Figure], details: dict[str, object]) -> dict[str, objec
     return {"figures": [figure.to_json() for figure in figures], "details": details}
 
 
-_HEADERS = ("figure", "syncd", "baseline", "ratio", "target", "result")
+_HEADERS = ("figure", "syncd", "baseline", "ratio", "before", "target", "result")
 
 
 def format_table(benchmarks: dict[str, dict[str, object]]) -> str:
@@ -111,7 +114,7 @@ def format_table(benchmarks: dict[str, dict[str, object]]) -> str:
         error = outcome.get("error")
         if error is not None:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else "?"
-            rows.append((f"{bench_name}: ERROR {first_line[:100]}", "", "", "", "", "error"))
+            rows.append((f"{bench_name}: ERROR {first_line[:100]}", "", "", "", "", "", "error"))
             continue
         figures = outcome.get("figures", [])
         assert isinstance(figures, list)
@@ -147,6 +150,7 @@ def _row(bench_name: str, figure: dict[str, object]) -> tuple[str, ...]:
         syncd,
         baseline,
         ratio,
+        str(figure.get("before") or ""),
         str(figure["target"] or ""),
         verdict,
     )

@@ -30,6 +30,8 @@ from syncd.store import migrate as migrations
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
+    from syncd.store.rows import WriteTurns
+
 __all__ = ["Store", "open_store"]
 
 #: Seconds between two attempts to make room in a full SQLite volume (see Store._make_room).
@@ -39,7 +41,8 @@ _MAKE_ROOM_EVERY = 1.0
 class Store:
     """An open state database. Thread-safe; hand each thread its own :meth:`session`.
 
-    Any thread calls :meth:`session`; ``_room_lock`` guards only when room was last made.
+    Any thread calls :meth:`session`; ``_room_lock`` guards when room was last made, and the
+    making of the SQLite write turns on the first session.
     """
 
     def __init__(
@@ -58,6 +61,11 @@ class Store:
         self._where = target.display
         #: Made on the first session (importing the ORM then): see :meth:`session`.
         self._sessions: sessionmaker[Session] | None = None
+        #: Writers of a SQLite file take turns on a lock of this process (see
+        #: :class:`~syncd.store.rows.WriteTurns`, made with the first session); a server
+        #: database locks rows instead.
+        self._takes_turns = target.is_sqlite and target.path is not None
+        self._turns: WriteTurns | None = None
         self._room_lock = threading.Lock()
         self._room_tried_at = -_MAKE_ROOM_EVERY
 
@@ -72,14 +80,29 @@ class Store:
             StoreError: the database failed (locked past the busy timeout, read-only, full,
                 corrupt); the transaction was rolled back.
         """
+        from syncd.store import rows  # the ORM's stack: only for sessions
+
         sessions = self._sessions
         if sessions is None:
             from sqlalchemy.orm import sessionmaker
 
-            # Two threads may both make one on the first call: either is as good.
+            # Two threads may both make these on the first call: the first one's turns win,
+            # and either factory is as good.
+            if self._takes_turns:
+                with self._room_lock:
+                    if self._turns is None:
+                        self._turns = rows.WriteTurns(self.busy_timeout_ms / 1000)
             sessions = self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        with self._translated(), sessions.begin() as session:
-            yield session
+        with self._translated():
+            session = sessions()
+            if self._turns is not None:
+                session.info[rows.TURNS] = self._turns
+            try:
+                with session.begin():
+                    yield session
+            finally:
+                rows.end_of_transaction(session)
+                session.close()
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:

@@ -149,12 +149,19 @@ def get_locals(s: Session, folder: str, rel_paths: Iterable[str]) -> dict[str, L
 
 
 def lock_local(s: Session, local_id: int) -> LocalFileRecord | None:
-    """The row with ``local_id``, locked until the transaction ends (PostgreSQL), or None."""
+    """The row with ``local_id``, locked until the transaction ends, or None.
+
+    On PostgreSQL the row is read ``FOR UPDATE``; on SQLite the transaction takes the write lock
+    first (:func:`~syncd.store.rows.begin_write`), so no other writer changes it meanwhile.
+    """
     s.flush()
-    row = s.execute(
-        select(*rows.LOCAL_COLUMNS).where(_T.c.id == local_id).with_for_update()
-    ).one_or_none()
+    rows.begin_write(s)
+    row = s.execute(_LOCK_BY_ID, {"b_id": local_id}).one_or_none()
     return None if row is None else LocalFileRecord(*row)
+
+
+#: Prebuilt: an upload's outcome reads its row this way once per file.
+_LOCK_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id")).with_for_update()
 
 
 def get_local_by_id(s: Session, local_id: int) -> LocalFileRecord | None:

@@ -196,6 +196,7 @@ def claim_due_uploads(
         )[:wanted]
         if not candidates:
             break
+        rows.take_write_turn(s)  # the claims below write
         for _due, local_id, rel_path in candidates:
             tried.add(local_id)
             # The intent records the name as the client sends it (it may percent-encode it):
@@ -277,6 +278,7 @@ def record_upload(
     created_at: datetime,
     now: datetime,
     action: str = "upload",
+    current: LocalFileRecord | None = None,
 ) -> list[str]:
     """Record that the row's content now exists remotely as ``file_id`` (uploaded or adopted).
 
@@ -285,13 +287,20 @@ def record_upload(
     state and only the pointer moves. The version the row pointed at before is superseded when
     no other row still points at it; those ids are returned (the caller deletes them when the
     folder replaces changed files).
+
+    ``current``: the row as this transaction has read it already with
+    :func:`~syncd.store.local_files.lock_local`; it is not read again.
     """
     s.flush()
     rows.begin_write(s)
-    row = s.execute(_UPLOAD_TARGET, {"b_id": local_id}).one_or_none()
-    if row is None:
-        raise StoreError(f"no local file with id {local_id} in the state store")
-    folder, rel_path, row_sha256, row_state, previous = row
+    if current is not None and current.id == local_id:
+        folder, rel_path = current.folder, current.rel_path
+        row_sha256, row_state, previous = current.sha256, current.state, current.remote_file_id
+    else:
+        row = s.execute(_UPLOAD_TARGET, {"b_id": local_id}).one_or_none()
+        if row is None:
+            raise StoreError(f"no local file with id {local_id} in the state store")
+        folder, rel_path, row_sha256, row_state, previous = row
     if s.execute(_REMOTE_EXISTS, {"b_file_id": file_id}).first() is None:
         s.execute(
             _INSERT_REMOTE,

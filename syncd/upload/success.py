@@ -71,7 +71,7 @@ class Successes:
         assert sha256 is not None
 
         def write(s: Session) -> tuple[list[str], Work | None] | LocalFileRecord:
-            taken = self._rows.claim_lost(s, record, info.id)
+            current, taken = self._rows.read_claim(s, record, info.id)
             if taken is not None:
                 return taken
             superseded = repo.record_upload(
@@ -85,6 +85,7 @@ class Successes:
                 created_at=datetime.fromtimestamp(info.created_at, tz=now.tzinfo),
                 now=now,
                 action=action,
+                current=current,
             )
             return superseded, self._claim_next(s)
 

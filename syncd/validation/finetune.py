@@ -85,6 +85,8 @@ def check_finetune_record(
     Warnings (accepted, but not as Mistral's docs describe it) are appended to ``warnings``
     when a list is given.
     """
+    if len(record) == 1 and _is_plain_chat(record.get("messages")):
+        return []  # the common record: nothing to refuse, nothing to warn about
     noted: list[str] = [] if warnings is None else warnings
     if "messages" in record or "interactions" in record:
         if "labels" in record:
@@ -101,6 +103,41 @@ def check_finetune_record(
         'expected "messages" (chat), "text" (pretrain) or either with "labels" '
         f"(classifier); got keys: {_key_list(record)}"
     ]
+
+
+def _is_plain_chat(messages: object) -> bool:
+    """Whether ``messages`` is a plain chat that :class:`_ConversationCheck` accepts without a
+    warning: ``{"role": ..., "content": str}`` messages (a ``weight`` of 0 or 1 allowed), at most
+    one of them a system message, two or more from the user and the assistant, every assistant
+    message with content, the last one from the assistant. The same rules as the full check for
+    such messages, in one tight loop: this is most records of most files, and the full check
+    costs several times the JSON parse."""
+    if type(messages) is not list or len(messages) < 2:
+        return False
+    role: object = None
+    system = False
+    for message in messages:
+        if type(message) is not dict:
+            return False
+        size = len(message)
+        if size != 2 and not (size == 3 and message.get("weight", 2) in (0, 1)):
+            return False
+        content = message.get("content")
+        if type(content) is not str:
+            return False
+        kind = message.get("role")
+        if kind == "assistant":
+            if not content:
+                return False
+        elif kind == "system":
+            if system:
+                return False  # a second system prompt is refused
+            system = True
+            continue  # not part of the conversation's structure
+        elif kind != "user":
+            return False
+        role = kind
+    return role == "assistant" and len(messages) - system >= 2
 
 
 def _key_list(record: Mapping[str, Any], shown: int = 5) -> str:

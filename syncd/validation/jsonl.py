@@ -8,7 +8,7 @@ stays bounded by one line, and one line by :data:`MAX_LINE_BYTES`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 
 from syncd.validation.result import ErrorLog
@@ -58,6 +58,10 @@ def _reject_constant(name: str) -> Any:
 
 # One stateless decoder for every line: json.loads with a hook would build one per call.
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+#: Its scanner (C): one value at an index, and where it ends; what ``json.loads`` runs after
+#: decoding bytes, stripping whitespace and wrapping errors, none of which a line of a valid
+#: file needs.
+_SCAN: Callable[[str, int], tuple[Any, int]] = _DECODER.scan_once  # type: ignore[attr-defined]
 
 
 class JsonlReader:
@@ -75,37 +79,47 @@ class JsonlReader:
     def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
         blank_lines: list[int] = []
         number = 0
-        for number, raw in self._lines():
-            if raw is not None and not raw.strip():
+        read_line = self._stream.readline
+        scan = _SCAN
+        while raw := read_line(MAX_LINE_BYTES + 1):
+            number += 1
+            # The common line, a JSON object and its line break, in one call of the C
+            # scanner; anything else (or any doubt) takes the full path below, which says why.
+            if raw[:1] == b"{" and not blank_lines and len(raw) <= MAX_LINE_BYTES:
+                try:
+                    text = raw.decode("utf-8")
+                    value, end = scan(text, 0)
+                except (ValueError, RecursionError, StopIteration):  # not UTF-8, JSON; NaN
+                    pass
+                else:
+                    tail = text[end:]
+                    if not tail or tail == "\n" or tail == "\r\n":
+                        self.records += 1
+                        yield number, value
+                        continue
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                while chunk := read_line(_SKIP_CHUNK_BYTES):
+                    if chunk.endswith(b"\n"):
+                        break
+                line: bytes | None = None
+            else:
+                line = raw
+            if line is not None and not line.strip():
                 blank_lines.append(number)
                 continue
             for blank in blank_lines:
                 self._errors.add(f"line {blank}: blank line; JSONL needs one JSON object per line")
             blank_lines.clear()
             self.records += 1
-            if raw is None:
+            if line is None:
                 limit_mib = MAX_LINE_BYTES // (1024 * 1024)
                 self._errors.add(f"line {number}: longer than {limit_mib} MiB; not checked")
                 continue
-            value = self._parse(number, raw)
-            if value is not None:
-                yield number, value
+            parsed = self._parse(number, line)
+            if parsed is not None:
+                yield number, parsed
         if number and self.records == 0:
             self._errors.add("file has only blank lines; no JSON records")
-
-    def _lines(self) -> Iterator[tuple[int, bytes | None]]:
-        """Number and bytes of each line; None for a line over :data:`MAX_LINE_BYTES`."""
-        read_line = self._stream.readline
-        number = 0
-        while raw := read_line(MAX_LINE_BYTES + 1):
-            number += 1
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                while chunk := read_line(_SKIP_CHUNK_BYTES):
-                    if chunk.endswith(b"\n"):
-                        break
-                yield number, None
-            else:
-                yield number, raw
 
     def _parse(self, number: int, raw: bytes) -> dict[str, Any] | None:
         """The object on this line, or None after recording why there is none."""
