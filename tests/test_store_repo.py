@@ -643,3 +643,36 @@ class TestAuditAndMeta:
             repo.set_meta(s, "clean_shutdown", "yes")
         with store.session() as s:
             assert repo.get_meta(s, "clean_shutdown") == "yes"
+
+
+def test_nodes_starting_together_both_record_a_meta_key(db_url: str) -> None:
+    """Two nodes read a meta key as absent at the same moment and both set it: neither fails
+    (it was read-then-insert: a duplicate key on pk_meta ended a node of a fleet)."""
+    import threading
+
+    from syncd.store import open_store
+
+    store = open_store(db_url)
+    both_read = threading.Barrier(2, timeout=10)
+    errors: list[BaseException] = []
+
+    def node(value: str) -> None:
+        try:
+            with store.session() as s:
+                assert repo.get_meta(s, "judged:shared") is None
+                both_read.wait()
+                repo.set_meta(s, "judged:shared", value)
+        except Exception as exc:  # noqa: BLE001 - any failure of a node is the finding
+            errors.append(exc)
+
+    threads = [threading.Thread(target=node, args=(v,)) for v in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        assert errors == []
+        with store.session() as s:
+            assert repo.get_meta(s, "judged:shared") in ("a", "b")
+    finally:
+        store.dispose()

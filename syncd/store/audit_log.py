@@ -6,6 +6,7 @@ Audit lines are only ever appended: they outlive renames, deletions and row chan
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
@@ -93,9 +94,22 @@ def get_meta(s: Session, key: str) -> str | None:
 
 
 def set_meta(s: Session, key: str, value: str) -> None:
-    """Store ``value`` under ``key`` (replacing any earlier value)."""
-    row = s.get(Meta, key)
-    if row is None:
-        s.add(Meta(key=key, value=value))
+    """Store ``value`` under ``key`` (replacing any earlier value).
+
+    One upsert statement: several nodes starting together on one store each read the key as
+    absent and would each insert it (a duplicate key on ``pk_meta``, which ended a node).
+    """
+    s.flush()
+    table = Meta.__table__
+    assert isinstance(table, Table)
+    upsert: Any
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        upsert = postgresql.insert(table).values(key=key, value=value)
     else:
-        row.value = value
+        from sqlalchemy.dialects import sqlite
+
+        upsert = sqlite.insert(table).values(key=key, value=value)
+    s.execute(upsert.on_conflict_do_update(index_elements=["key"], set_={"value": value}))
+    s.expire_all()
