@@ -60,7 +60,6 @@ class Poller:
         #: folder key -> (next listing at, current interval in seconds)
         self._schedule: dict[str, tuple[float, float]] = {}
         self._overdue_reported: set[str] = set()
-        self.listings = 0
 
     def due_in(self, spec: ResultsSpec) -> float | None:
         """Seconds until the folder's next listing; None when it has nothing to follow."""
@@ -93,13 +92,9 @@ class Poller:
         )
         return changed
 
-    def forget(self, spec: ResultsSpec) -> None:
-        self._schedule.pop(spec.key, None)
-
     def _list(self, spec: ResultsSpec, followed: list[JobRecord]) -> bool:
         since = min(job.intent_at or job.created_at for job in followed) - _LOOKBACK
         metadata = {FOLDER_METADATA: spec.tag} if spec.mode == "submit" else None
-        self.listings += 1
         remote_jobs = list(self._client.batch.jobs.iter_all(metadata=metadata, created_after=since))
         by_remote_id = {job.remote_job_id: job for job in followed if job.remote_job_id}
         changed = False

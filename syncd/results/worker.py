@@ -13,9 +13,8 @@ thread (the upload workers); the cycles on the ``syncd-results`` thread. ``_wake
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
@@ -62,8 +61,6 @@ class ResultsWorker:
         on_answer_lost: Callable[[str], None] = lambda _folder: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        from datetime import timedelta
-
         self._specs = specs
         self._settings = settings
         self.book = JobBook(store, node=node, lease=timedelta(seconds=lease_seconds), clock=clock)
@@ -75,7 +72,6 @@ class ResultsWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
-        self.cycles = 0
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -116,7 +112,6 @@ class ResultsWorker:
     def run_once(self) -> float:
         """One cycle over every results folder; seconds until the next one is due."""
         specs = dict(self._specs())
-        self.cycles += 1
         try:
             discover(self.book, specs)
         except StoreError as exc:
@@ -154,14 +149,3 @@ class ResultsWorker:
             reason="the results written for this content were edited or removed",
         )
         self.book.update(job.key, state="pending")
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Tests: wait for one more full cycle to finish."""
-        start = self.cycles
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.cycles >= start + 2:
-                return True
-            self._wake.set()
-            time.sleep(0.02)
-        return False

@@ -10,7 +10,7 @@ one, and the old job's rows stay (the lineage). Claims (fleet mode) are a compar
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,7 +24,6 @@ from syncd.store.records import JobRecord, JobResultRecord
 from syncd.store.schema import Job, JobResult, LocalFile, ResultFile
 
 __all__ = [
-    "ACTIVE_STATES",
     "JOB_STATES",
     "TERMINAL_STATES",
     "JobLineage",
@@ -38,7 +37,6 @@ __all__ = [
     "get_job",
     "job_key",
     "job_lineage",
-    "jobs_in",
     "jobs_with_state",
     "jobs_with_waiting_results",
     "mark_results",
@@ -51,7 +49,6 @@ __all__ = [
     "written_files",
 ]
 
-ACTIVE_STATES = ("pending", "creating", "running", "downloading")
 
 _JOB_FIELDS = tuple(JobRecord.__dataclass_fields__)
 _RESULT_FIELDS = tuple(JobResultRecord.__dataclass_fields__)
@@ -262,13 +259,6 @@ def jobs_with_waiting_results(
     waiting = exists().where(JobResult.job_key == Job.key, JobResult.state == "waiting")
     query = select(Job).where(Job.folder.in_(list(folders)), Job.state.in_(list(states)), waiting)
     return [_job(row) for row in s.scalars(query.order_by(Job.created_at, Job.key))]
-
-
-def jobs_in(s: Session, keys: Iterable[str]) -> list[JobRecord]:
-    wanted = list(keys)
-    if not wanted:
-        return []
-    return [_job(row) for row in s.scalars(select(Job).where(Job.key.in_(wanted)))]
 
 
 def count_intents_since(s: Session, folder: str, since: datetime) -> int:
