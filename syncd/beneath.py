@@ -19,7 +19,13 @@ import os
 import stat
 from pathlib import Path
 
-__all__ = ["SymlinkOnPathError", "lstat_beneath", "open_beneath", "relative_parts"]
+__all__ = [
+    "SymlinkOnPathError",
+    "lstat_beneath",
+    "open_beneath",
+    "open_parent",
+    "relative_parts",
+]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
 #: The root may itself be a symlink to a directory (as the scanner allows): only it is followed.
@@ -71,6 +77,16 @@ def lstat_beneath(root: Path, path: Path) -> os.stat_result:
         return os.stat(parts[-1], dir_fd=parent, follow_symlinks=False)
     finally:
         os.close(parent)
+
+
+def open_parent(root: Path, path: Path) -> int:
+    """A descriptor of the directory holding ``path`` (below ``root``), walked from the root
+    without following a link: for operations on the name itself (``unlink(name, dir_fd=)``).
+
+    Raises:
+        OSError: as ``open``; ELOOP when a directory on the path is a symlink.
+    """
+    return _open_parent(root, relative_parts(root, path))
 
 
 def _open_parent(root: Path, parts: tuple[str, ...]) -> int:

@@ -458,3 +458,30 @@ def test_one_listing_per_folder_per_interval_however_many_jobs_run(
     requests = emulator_requests(emulator, api_key) - before
     listings_allowed = (time.monotonic() - started) / 0.25 + 2
     assert 1 <= requests <= listings_allowed
+
+
+def test_an_input_swapped_for_a_fifo_never_stalls_its_results(
+    tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
+) -> None:
+    """The output is ordered by the input's custom_ids, read from the local file while it holds
+    the job's content. Someone swaps the input for a FIFO before the job ends: opening it must
+    not block the results for ever; the order comes from the uploaded copy instead."""
+    import os
+
+    from mistralai.client import Mistral as OfficialMistral
+
+    config = results_config(tmp_path, emulator)
+    source = write_batch_file(tmp_path / "in" / "batch" / "f.jsonl", n=6, salt="fifo")
+    expected = custom_ids_of(source)
+    daemon = start_daemon(config)
+    uploaded = daemon.wait_event("file_uploaded", timeout=30, path="f.jsonl")
+    daemon.wait_event("job_input_found", timeout=30, path="f.jsonl")
+    source.unlink()
+    os.mkfifo(source)
+
+    sdk = OfficialMistral(api_key=api_key, server_url=emulator.url)
+    sdk.batch.jobs.create(
+        input_files=[uploaded["file_id"]], endpoint="/v1/chat/completions", model="m"
+    )
+    daemon.wait_event("results_downloaded", timeout=30, path="f.jsonl")
+    assert custom_ids_of(tmp_path / "out" / "batch" / "f.output.jsonl") == expected

@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from syncd.beneath import SymlinkOnPathError
+from syncd.beneath import SymlinkOnPathError, open_parent
+from syncd.errors import LocalFileError
+from syncd.hashing import hash_file, open_regular
 
 __all__ = [
     "Landed",
@@ -42,6 +44,7 @@ __all__ = [
 ]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
+_READ_NONBLOCKING = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
 _TMP_MARK = ".syncd-"
 _CHUNK = 1 << 20
@@ -255,12 +258,16 @@ def _target(
 
 
 def _sha256_at(dir_fd: int, name: str) -> str | None:
+    """The sha256 of the regular file ``name`` in ``dir_fd``; None for anything else (a FIFO
+    swapped in is opened without blocking and refused)."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dir_fd)
+        fd = os.open(name, _READ_NONBLOCKING, dir_fd=dir_fd)
     except OSError:
         return None
     digest = hashlib.sha256()
     with os.fdopen(fd, "rb") as src:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         while block := src.read(_CHUNK):
             digest.update(block)
     return digest.hexdigest()
@@ -272,38 +279,22 @@ def _unlink_quietly(dir_fd: int, name: str) -> None:
 
 
 def sha256_of(root: Path, rel_path: str) -> tuple[int, str] | None:
-    """(size, sha256) of a result file, read without following links; None when absent."""
-    parts = PurePosixPath(rel_path).parts
+    """(size, sha256) of a regular result file below ``root``, read without following a
+    link; None when there is none to read."""
     try:
-        with _directory_existing(root, parts[:-1]) as dir_fd:
-            found = os.stat(parts[-1], dir_fd=dir_fd, follow_symlinks=False)
-            if not stat.S_ISREG(found.st_mode):
-                return None
-            digest = _sha256_at(dir_fd, parts[-1])
-    except OSError:
+        digest, found = hash_file(root / rel_path, root=root)
+    except LocalFileError:
         return None
-    return None if digest is None else (found.st_size, digest)
-
-
-@contextmanager
-def _directory_existing(root: Path, parts: tuple[str, ...]) -> Iterator[int]:
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in parts:
-            child = os.open(part, _DIR_FLAGS, dir_fd=fd)
-            os.close(fd)
-            fd = child
-        yield fd
-    finally:
-        os.close(fd)
+    return found.size, digest
 
 
 def read_chunks(root: Path, rel_path: str) -> Iterator[bytes]:
-    """A result file's content (a copy for another input with the same content)."""
-    parts = PurePosixPath(rel_path).parts
-    with _directory_existing(root, parts[:-1]) as dir_fd:
-        fd = os.open(parts[-1], os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=dir_fd)
-    with os.fdopen(fd, "rb") as src:
+    """A result file's content (a copy for another input with the same content).
+
+    Raises:
+        LocalFileError: it is gone, or not a regular file.
+    """
+    with open_regular(root / rel_path, root=root) as src:
         while block := src.read(_CHUNK):
             yield block
 
@@ -314,11 +305,15 @@ def remove_if_unchanged(root: Path, rel_path: str, previous: Previous) -> bool:
     whether it was removed."""
     if sha256_of(root, rel_path) != (previous.size, previous.sha256):
         return False
-    parts = PurePosixPath(rel_path).parts
     try:
-        with _directory_existing(root, parts[:-1]) as dir_fd:
-            os.unlink(parts[-1], dir_fd=dir_fd)
-            os.fsync(dir_fd)
+        parent = open_parent(root, root / rel_path)
     except OSError:
         return False
+    try:
+        os.unlink(PurePosixPath(rel_path).name, dir_fd=parent)
+        os.fsync(parent)
+    except OSError:
+        return False
+    finally:
+        os.close(parent)
     return True

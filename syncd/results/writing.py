@@ -12,8 +12,8 @@ Threads: the results worker's thread. No lock of its own.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -23,8 +23,8 @@ import structlog
 from syncd.api import Mistral
 from syncd.api.deadlines import answer_deadline
 from syncd.api.ocr_models import OcrResponse
-from syncd.beneath import open_beneath
-from syncd.errors import ApiTimeoutError
+from syncd.errors import ApiTimeoutError, LocalFileError
+from syncd.hashing import open_regular
 from syncd.results import landing
 from syncd.results.batch_order import custom_ids, ordered_by
 from syncd.results.book import JobBook
@@ -119,13 +119,13 @@ class ResultWriter:
         """The input's custom_ids in order: from the local file while it still holds the
         job's content, else from the uploaded copy."""
         try:
-            fd = open_beneath(spec.root, spec.root / job.rel_path, os.O_RDONLY)
-        except OSError:
-            fd = -1
-        if fd >= 0:
+            local = open_regular(spec.root / job.rel_path, root=spec.root)
+        except LocalFileError:
+            local = None
+        if local is not None:
             digest = hashlib.sha256()
-            with os.fdopen(fd, "rb") as local:
-                order = list(custom_ids(_hashed_lines(local, digest)))
+            with io.BufferedReader(local) as lines:
+                order = list(custom_ids(_hashed_lines(lines, digest)))
             if digest.hexdigest() == job.sha256:
                 return order
         with self._client.files.download(job.input_file_id) as response:
@@ -173,8 +173,12 @@ class ResultWriter:
             for index, suffix in ((0, ".md"), (1, ".ocr.json")):
                 if index in sources or not written.path.endswith(suffix):
                     continue
-                if landing.sha256_of(spec.results, written.path) == (written.size, written.sha256):
-                    sources[index] = b"".join(landing.read_chunks(spec.results, written.path))
+                try:  # read once: what is checked is what is copied
+                    content = b"".join(landing.read_chunks(spec.results, written.path))
+                except LocalFileError:
+                    continue  # gone, or no longer a regular file
+                if hashlib.sha256(content).hexdigest() == written.sha256:
+                    sources[index] = content
         if len(sources) != 2:
             return None
         return self._write_contents(job, spec, waiting, (sources[0], sources[1]))
