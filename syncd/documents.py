@@ -69,8 +69,6 @@ def job_json(
 
     ``overdue``: still unfinished ``overdue_after`` after it was created (it is still followed).
     """
-    started = record.remote_created_at or record.intent_at
-    overdue = record.state == "running" and started is not None and now - started > overdue_after
     return {
         "folder": folder,
         "path": record.rel_path,
@@ -90,7 +88,7 @@ def job_json(
         "output_file_id": record.output_file_id,
         "error_file_id": record.error_file_id,
         "reason": record.reason,
-        "overdue": overdue,
+        "overdue": record.is_overdue(now, overdue_after),
         "requests_sent": record.requests_sent,
         "answers_lost": record.answers_lost,
         "result_bytes": record.result_bytes,

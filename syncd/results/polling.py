@@ -155,16 +155,14 @@ class Poller:
     ) -> None:
         now = self._book.clock()
         for job in followed:
-            started = job.remote_created_at or job.intent_at
-            if job.state != "running" or started is None or job.key in self._overdue_reported:
-                continue
-            if now - started > overdue_after:
+            if job.key not in self._overdue_reported and job.is_overdue(now, overdue_after):
                 self._overdue_reported.add(job.key)
+                assert job.started_at is not None
                 log.warning(
                     "job_overdue",
                     folder=spec.name,
                     path=job.rel_path,
                     job=job.remote_job_id,
                     status=job.remote_status,
-                    running_for_s=int((now - started).total_seconds()),
+                    running_for_s=int((now - job.started_at).total_seconds()),
                 )

@@ -7,7 +7,7 @@ these instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from syncd.domain import FileStat, LocalState
 
@@ -143,6 +143,16 @@ class JobRecord:
     claimed_by: str | None
     claimed_until: datetime | None
     result_bytes: int
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the job began: the server's creation time, else syncd's first intent."""
+        return self.remote_created_at or self.intent_at
+
+    def is_overdue(self, now: datetime, after: timedelta) -> bool:
+        """Still unfinished ``after`` past its start (reported, and still followed)."""
+        started = self.started_at
+        return self.state == "running" and started is not None and now - started > after
 
 
 @dataclass(frozen=True, slots=True)
