@@ -96,6 +96,8 @@ class Mistral:
         if max_retries < 0:
             raise UsageError(f"max_retries must be 0 or more, got {max_retries}")
         self.server_url = url
+        self.timeouts = timeouts
+        """Per-phase limits and the whole-request budget (:meth:`RequestTimeouts.budget`)."""
         self._owns_http = http_client is None
         self._http = http_client or httpx.Client(
             follow_redirects=True, timeout=timeouts.for_httpx()

@@ -189,7 +189,6 @@ class Daemon:
                 lambda: self._config.results,
                 node=self._config.node.name,
                 lease_seconds=self._config.node.lease.total_seconds(),
-                download_budget=lambda size: _download_budget(self._config, size),
                 on_bytes=lambda folder, n: self._metrics.result_bytes_total.labels(
                     folder=folder
                 ).inc(n),
@@ -330,10 +329,3 @@ class Daemon:
             # A second stop signal: the operator does not want to wait for the grace time.
             os._exit(128 + signum)
         self._should_exit.set()
-
-
-def _download_budget(config: Config, size: int | None) -> float:
-    """A result download's whole budget, as the client's for an upload of that size."""
-    api = config.api
-    per_mb = api.timeout_per_mb.total_seconds() * ((size or 0) / 1_000_000)
-    return api.connect_timeout.total_seconds() + api.timeout.total_seconds() + per_mb

@@ -56,7 +56,6 @@ class ResultsWorker:
         *,
         node: str,
         lease_seconds: float,
-        download_budget: Callable[[int | None], float],
         on_bytes: Callable[[str, int], None] = lambda _folder, _n: None,
         on_answer_lost: Callable[[str], None] = lambda _folder: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -64,7 +63,7 @@ class ResultsWorker:
         self._specs = specs
         self._settings = settings
         self.book = JobBook(store, node=node, lease=timedelta(seconds=lease_seconds), clock=clock)
-        writer = ResultWriter(self.book, client, download_budget=download_budget, on_bytes=on_bytes)
+        writer = ResultWriter(self.book, client, on_bytes=on_bytes)
         self._starter = Starter(self.book, client, writer, on_answer_lost=on_answer_lost)
         self.poller = Poller(self.book, client, settings)
         self._fetcher = Fetcher(self.book, writer, ask_again=self._ask_again)

@@ -58,12 +58,10 @@ class ResultWriter:
         book: JobBook,
         client: Mistral,
         *,
-        download_budget: Callable[[int | None], float],
         on_bytes: Callable[[str, int], None],
     ) -> None:
         self._book = book
         self._client = client
-        self._budget = download_budget
         self._on_bytes = on_bytes
 
     # -- batch ------------------------------------------------------------------------------
@@ -97,7 +95,8 @@ class ResultWriter:
         transform: landing.Transform | None,
     ) -> landing.Landed:
         info = self._client.files.retrieve(file_id)
-        budget = self._budget(info.bytes)
+        # The client's own rule: the same budget as an upload of that size.
+        budget = self._client.timeouts.budget(info.bytes or 0)
         with (
             self._client.files.download(file_id) as response,
             answer_deadline(response, budget, f"downloading {name}") as expired,
