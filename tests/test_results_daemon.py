@@ -8,13 +8,20 @@ OCR folders whose documents come back as Markdown; the spending guard; and the c
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
+from mistralai.client import Mistral as OfficialMistral
 
+from syncd.api import Mistral
 from syncd.emulator import EmulatorServer
 from tests.configs import write_batch_file
 from tests.conftest import StartDaemon
@@ -90,7 +97,6 @@ def test_a_job_created_by_hand_with_the_official_sdk_comes_home(
 ) -> None:
     """``batch_jobs = "wait"``: syncd creates nothing; a job someone creates with the SDK on
     the file syncd uploaded is adopted and its output written back."""
-    from mistralai.client import Mistral as OfficialMistral
 
     config = results_config(tmp_path, emulator)
     write_batch_file(tmp_path / "in" / "batch" / "q.jsonl", n=4, salt="w")
@@ -256,10 +262,6 @@ def test_no_listing_while_nothing_is_in_flight(
 def test_jobs_show_on_the_status_api_the_page_metrics_and_the_manifest(
     tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
 ) -> None:
-    import subprocess
-    import sys
-
-    import httpx
 
     config = results_config(
         tmp_path, emulator, batch=SUBMIT, sections={"metrics": {"listen": '"127.0.0.1:0"'}}
@@ -315,7 +317,6 @@ def test_jobs_show_on_the_status_api_the_page_metrics_and_the_manifest(
 def test_an_ocr_answer_lost_to_a_crash_is_counted_and_asked_again_once(
     tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
 ) -> None:
-    import httpx
 
     set_faults(emulator, api_key, fault_rate=1.0, fault_kinds=["job-create-hang"])
     config = results_config(tmp_path, emulator, ocr={})
@@ -386,7 +387,6 @@ def test_a_job_that_never_finishes_is_reported_overdue_and_still_followed(
     api_key: str,
     start_daemon: StartDaemon,
 ) -> None:
-    import httpx
 
     emulator = make_emulator(fault_rate=1.0, fault_kinds=("job-stuck",), batch_job_seconds=0.3)
     config = results_config(
@@ -409,8 +409,6 @@ def test_retention_never_deletes_the_output_files_of_jobs(
     tmp_path: Path, emulator: EmulatorServer, api_key: str, start_daemon: StartDaemon
 ) -> None:
     """Retention deletes what syncd uploaded (the batch input), never a job's output file."""
-    import subprocess
-    import sys
 
     config = results_config(tmp_path, emulator, batch={**SUBMIT, "retention": '"1s"'})
     write_batch_file(tmp_path / "in" / "batch" / "r.jsonl", salt="r")
@@ -423,9 +421,8 @@ def test_retention_never_deletes_the_output_files_of_jobs(
         [sys.executable, "-m", "syncd", "-c", str(config), "cleanup"],
         check=True,
         capture_output=True,
-        env={**__import__("os").environ, "MISTRAL_API_KEY": api_key},
+        env={**os.environ, "MISTRAL_API_KEY": api_key},
     )
-    from syncd.api import Mistral
 
     with Mistral(api_key=api_key, server_url=emulator.url) as client:
         remaining = {f.id for f in client.files.iter_all()}
@@ -440,7 +437,6 @@ def test_one_listing_per_folder_per_interval_however_many_jobs_run(
     start_daemon: StartDaemon,
 ) -> None:
     """Five jobs in flight in one folder cost one listing per poll interval, not five."""
-    import time
 
     emulator = make_emulator(batch_job_seconds=30)
     config = results_config(
@@ -466,9 +462,6 @@ def test_an_input_swapped_for_a_fifo_never_stalls_its_results(
     """The output is ordered by the input's custom_ids, read from the local file while it holds
     the job's content. Someone swaps the input for a FIFO before the job ends: opening it must
     not block the results for ever; the order comes from the uploaded copy instead."""
-    import os
-
-    from mistralai.client import Mistral as OfficialMistral
 
     config = results_config(tmp_path, emulator)
     source = write_batch_file(tmp_path / "in" / "batch" / "f.jsonl", n=6, salt="fifo")
