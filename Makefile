@@ -20,7 +20,7 @@ UV_SYNC    := $(UV) sync --locked --compile-bytecode --python $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint contracts typecheck pytest bench upgrade system-packages clean
+.PHONY: run test lint contracts typecheck pytest bench upgrade schema system-packages clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_VENV)
@@ -71,6 +71,10 @@ bench: $(VENV)/.test
 upgrade: | $(UV)
 	$(UV) lock --upgrade --python $(PYTHON)
 	$(MAKE) test
+
+## schema: after adding a migration, record the schema new SQLite files are created with
+schema: $(VENV)/.test
+	$(BIN)/python -c "from syncd.store.migrate import record_fresh_schema as r; print(r())"
 
 clean:
 	rm -rf $(VENV) $(UV_VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

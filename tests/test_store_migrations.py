@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Column, Integer, MetaData, Table, create_engine, inspect, text
 
 from syncd.errors import StoreError
-from syncd.store import connect, migrate, open_store
+from syncd.store import connect, fresh_schema, migrate, open_store
 from syncd.store.schema import Base
 
 EXPECTED_TABLES = {
@@ -92,6 +93,45 @@ def test_a_current_database_is_opened_without_importing_alembic(db_url: str) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert shown.strip() == "[]"
+
+
+def test_the_recorded_schema_is_what_the_migrations_build(tmp_path: Path) -> None:
+    """New SQLite files get the schema from a recorded script: every migration replayed on a
+    file leaves exactly that script's statements, at the head revision (after a new migration,
+    ``make schema`` records it again)."""
+    url = f"sqlite:///{tmp_path / 'replayed.db'}"
+    assert migrate.upgrade(url, replay=True).after == migrate.HEAD_REVISION
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            replayed = fresh_schema.dump(connection, migrate.HEAD_REVISION)
+    finally:
+        engine.dispose()
+    assert replayed == fresh_schema.recorded(), "the migrations changed: run `make schema`"
+    assert fresh_schema.revision_of(replayed) == migrate.HEAD_REVISION
+
+
+def test_a_new_sqlite_file_gets_the_recorded_schema_without_alembic(tmp_path: Path) -> None:
+    """A first start on a new file creates the schema without importing Alembic (a third of a
+    second of CPU), and the file is then exactly what the migrations make of an empty one."""
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    code = (
+        "import sys\n"
+        "from syncd.store import migrate\n"
+        f"result = migrate.upgrade({fresh!r})\n"
+        "print(result.before, result.after)\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert shown == [f"None {migrate.HEAD_REVISION}", "[]"]
+    replayed = f"sqlite:///{tmp_path / 'replayed.db'}"
+    migrate.upgrade(replayed, replay=True)
+    master = "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"
+    assert execute(fresh, master) == execute(replayed, master)
+    assert execute(fresh, "SELECT version_num FROM alembic_version") == [(migrate.HEAD_REVISION,)]
+    assert schema_differences(fresh) == []
 
 
 def test_a_database_with_several_revisions_is_refused_by_name(db_url: str) -> None:

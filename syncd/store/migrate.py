@@ -12,7 +12,8 @@ never half each.
 
 Alembic (and the Mako and Pygments it pulls in) is imported only when a schema must change: a
 database already at :data:`HEAD_REVISION` is recognised with one plain query, which takes a
-third of a second off every ``syncd`` command.
+third of a second off every ``syncd`` command, and a new SQLite file gets the newest schema from
+the script :mod:`syncd.store.fresh_schema` recorded (as much again off a first start).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from sqlalchemy.exc import DBAPIError
 
 import syncd
 from syncd.errors import StoreError
-from syncd.store import connect, diagnosis
+from syncd.store import connect, diagnosis, fresh_schema
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -41,6 +42,7 @@ __all__ = [
     "head_revision",
     "migrations_dir",
     "new_revision",
+    "record_fresh_schema",
     "upgrade",
 ]
 
@@ -152,12 +154,17 @@ def read_revision(connection: Connection, where: str) -> str | None:
 
 
 def upgrade(
-    engine_or_url: Engine | str, *, busy_timeout_ms: int = connect.DEFAULT_BUSY_TIMEOUT_MS
+    engine_or_url: Engine | str,
+    *,
+    busy_timeout_ms: int = connect.DEFAULT_BUSY_TIMEOUT_MS,
+    replay: bool = False,
 ) -> MigrationResult:
     """Bring the schema to the newest revision (a no-op when it is there already).
 
     A URL is opened the way :func:`syncd.store.open_store` opens it (private file, pragmas,
-    integrity check) and closed afterwards; an engine is used as it is.
+    integrity check) and closed afterwards; an engine is used as it is. A new, empty SQLite
+    file gets the recorded newest schema in one script (:mod:`syncd.store.fresh_schema`) unless
+    ``replay`` asks for every migration to run, as they do on any other database.
 
     Raises:
         StoreError: the database is unusable, or its revision is unknown to this syncd (written
@@ -165,13 +172,13 @@ def upgrade(
     """
     with _engine_for(engine_or_url, busy_timeout_ms) as (engine, target):
         with diagnosis.translated(target.display, busy_timeout_ms=busy_timeout_ms):
-            result = _upgrade(engine, target)
+            result = _upgrade(engine, target, replay=replay)
         if target.path is not None:
             connect.secure_sidecar_files(target.path)
         return result
 
 
-def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
+def _upgrade(engine: Engine, target: connect.DatabaseTarget, *, replay: bool) -> MigrationResult:
     # Already current (every start but the first after an update): no write lock taken, so a
     # read-only copy opens, and a running daemon is not held up.
     with engine.connect() as connection:
@@ -179,10 +186,7 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
             return MigrationResult(
                 database=target.display, before=HEAD_REVISION, after=HEAD_REVISION
             )
-    from alembic import command
-    from alembic.util import CommandError
-
-    head = head_revision()
+    head = HEAD_REVISION
     with engine.connect() as connection:
         if target.is_sqlite:
             # PRAGMA foreign_keys is a no-op inside a transaction: switch it off before BEGIN.
@@ -193,14 +197,11 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
         try:
             # Read again under the lock: another process may have migrated meanwhile.
             before = read_revision(connection, target.display)
-            _check_known(before, head, target)
-            if before != head:
-                try:
-                    command.upgrade(alembic_config(connection), "head")
-                except CommandError as exc:
-                    raise StoreError(
-                        f"migrating state database {target.display} to {head} failed: {exc}"
-                    ) from exc
+            script = _fresh_script(connection, target, before) if not replay else None
+            if script is not None:
+                fresh_schema.apply(connection, script, HEAD_REVISION)
+            else:
+                head = _migrate(connection, target, before)
             if target.is_sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                 if broken:
@@ -216,6 +217,35 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget) -> MigrationResult:
             if target.is_sqlite:
                 _restore_foreign_keys(connection)
     return MigrationResult(database=target.display, before=before, after=head)
+
+
+def _fresh_script(
+    connection: Connection, target: connect.DatabaseTarget, before: str | None
+) -> str | None:
+    """The recorded newest schema, when it applies: a SQLite file with nothing in it yet and a
+    script recorded at this syncd's head (a developer who adds a migration records it again;
+    until then, new files are migrated the long way)."""
+    if before is not None or not target.is_sqlite or not fresh_schema.is_empty(connection):
+        return None
+    script = fresh_schema.recorded()
+    return script if fresh_schema.revision_of(script) == HEAD_REVISION else None
+
+
+def _migrate(connection: Connection, target: connect.DatabaseTarget, before: str | None) -> str:
+    """Run the migrations from ``before`` to the scripts' head with Alembic; the head."""
+    from alembic import command
+    from alembic.util import CommandError
+
+    head = head_revision()
+    _check_known(before, head, target)
+    if before != head:
+        try:
+            command.upgrade(alembic_config(connection), "head")
+        except CommandError as exc:
+            raise StoreError(
+                f"migrating state database {target.display} to {head} failed: {exc}"
+            ) from exc
+    return head
 
 
 def _restore_foreign_keys(connection: Connection) -> None:
@@ -243,6 +273,24 @@ def _check_known(revision: str | None, head: str, target: connect.DatabaseTarget
             f"syncd does not know (its newest is {head!r}): it was written by a newer syncd; "
             "upgrade syncd, or restore a backup made before the newer version ran"
         )
+
+
+def record_fresh_schema() -> str:
+    """Migrate a scratch SQLite file with Alembic and record its schema as the script new files
+    are created with (:data:`syncd.store.fresh_schema.SCRIPT`); the revision recorded. For
+    developers, after adding a migration: ``make schema``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        engine, _target = connect.open_engine(f"sqlite:///{scratch}/head.db")
+        try:
+            after = upgrade(engine, replay=True).after
+            with engine.connect() as connection:
+                script = fresh_schema.dump(connection, after)
+        finally:
+            engine.dispose()
+    fresh_schema.SCRIPT.write_text(script, encoding="utf-8")
+    return after
 
 
 def new_revision(message: str, *, url: str) -> Path:
