@@ -439,6 +439,7 @@ class Pipeline:
             reset_attempts=verdict.outcome is not plan.Outcome.UNCHANGED,
             keep_settled=True,
             racy=item.racy,
+            seen_new=stored is None,
             now=now,
         )
         if verdict.outcome is plan.Outcome.REUSE and remote is not None:

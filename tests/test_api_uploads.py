@@ -218,6 +218,19 @@ class TestMultipartBody:
         list(chunks)
         assert body.fully_sent
 
+    def test_a_small_file_is_one_write_a_large_one_is_streamed(self) -> None:
+        """A small body goes to the transport as one chunk (one send, not three); a file over
+        64 KiB still streams, its content never joined into one buffer."""
+        small = MultipartBody(
+            [("purpose", "batch")], open_upload_source(b"x" * 100, filename="a.bin")
+        )
+        assert [len(chunk) for chunk in small] == [small.content_length]
+        size = 3 * CHUNK_BYTES + 5
+        large = MultipartBody([], open_upload_source(b"y" * size, filename="b.bin"))
+        lengths = [len(chunk) for chunk in large]
+        assert max(lengths) == CHUNK_BYTES
+        assert len(lengths) == 6 and sum(lengths) == large.content_length
+
     def test_body_can_be_iterated_twice(self) -> None:
         """Iterating again yields the same bytes (a redirect or retry re-sends it)."""
         body = MultipartBody([("purpose", "batch")], open_upload_source(b"x", filename="a.bin"))

@@ -83,6 +83,18 @@ def local(store: Store, local_id: int) -> LocalFileRecord:
 
 
 class TestLocalRows:
+    def test_a_path_seen_new_but_inserted_meanwhile_is_updated_in_place(self, store: Store) -> None:
+        """A scan that saw no row inserts first; when another writer inserted the path since,
+        that row is read and updated like any stored one (same id, no second row)."""
+        first = put(store, "a.jsonl", now=at(1))
+        again = put(store, "a.jsonl", sha256=SHA_B, seen_new=True, now=at(2))
+        assert again.id == first.id
+        assert (again.sha256, again.first_seen_at) == (SHA_B, at(1))
+        with store.session() as s:
+            assert [r.id for r in repo.list_local(s, folder=FOLDER)] == [first.id]
+        fresh = put(store, "b.jsonl", seen_new=True)
+        assert fresh.id != first.id and local(store, fresh.id).rel_path == "b.jsonl"
+
     def test_upsert_creates_a_row_with_aware_utc_times(self, store: Store) -> None:
         """A new row starts with zero attempts and first_seen/updated/state_changed = now."""
         record = put(store, "a.jsonl")
@@ -434,6 +446,26 @@ class TestRemoteFiles:
         assert old is not None
         assert old.superseded_at == at(5)
         assert old.deleted_at is None
+
+    def test_recording_a_known_id_again_makes_it_current_and_keeps_its_record(
+        self, store: Store
+    ) -> None:
+        """An id recorded before (an upload adopted after its version was superseded) is made
+        current again in place: one row, its first upload time kept, no second insert."""
+        record = put(store, "a.jsonl")
+        upload(store, record.id, "file-1", now=at(1))
+        put(store, "a.jsonl", sha256=SHA_B, reset_attempts=True)
+        assert upload(store, record.id, "file-2", sha256=SHA_B, now=at(2)) == ["file-1"]
+        put(store, "a.jsonl", sha256=SHA_A, reset_attempts=True)
+        assert upload(store, record.id, "file-1", now=at(3)) == ["file-2"]
+        with store.session() as s:
+            again = repo.get_remote(s, "file-1")
+            superseded = repo.get_remote(s, "file-2")
+        assert again is not None and superseded is not None
+        assert again.superseded_at is None
+        assert again.uploaded_at == at(1)
+        assert superseded.superseded_at == at(3)
+        assert local(store, record.id).remote_file_id == "file-1"
 
     def test_version_still_used_by_another_row_is_not_superseded(self, store: Store) -> None:
         """The same bytes at another path keep the old version current: nothing to delete."""

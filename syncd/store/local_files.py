@@ -254,6 +254,7 @@ def upsert_local(
     reset_attempts: bool = False,
     keep_settled: bool = False,
     racy: bool = False,
+    seen_new: bool = False,
     now: datetime,
 ) -> LocalFileRecord:
     """Record what was observed at ``rel_path``: create the row or update it in place.
@@ -266,11 +267,14 @@ def upsert_local(
     earlier upload intent forgotten (it was for other bytes). With ``keep_settled``, a row that
     already holds this content in a judged state (as another node or thread may have recorded
     since the caller read it) keeps its state: the content was judged, and maybe claimed.
+    ``seen_new``: the caller found no row for the path, so the insert is tried first (a scan of
+    new files saves a look-up per file); a row another writer inserted meanwhile is then read
+    and updated as usual.
     """
     s.flush()
     rows.begin_write(s)
     key = {"b_folder": folder, "b_rel_path": rel_path}
-    stored = s.execute(_BY_PATH_FOR_UPDATE, key).one_or_none()
+    stored = None if seen_new else s.execute(_BY_PATH_FOR_UPDATE, key).one_or_none()
     if stored is None:
         values: dict[str, Any] = {
             "folder": folder,

@@ -105,6 +105,28 @@ _INSERT_REMOTE = insert(_R)
 _UNSUPERSEDE = update(_R).where(_R.c.file_id == bindparam("b_file_id")).values(superseded_at=None)
 
 
+@functools.cache
+def _record_remote_statement(dialect: str) -> Any:
+    """The dialect's INSERT of a remote file that, for an id recorded before, only makes it
+    current again (ON CONFLICT DO UPDATE); None for others (then: look, insert or update).
+
+    One statement per upload instead of a look-up and an insert. Built on first use (the
+    PostgreSQL dialect package is slow to import, see :mod:`syncd.store.local_files`).
+    """
+    again = {"superseded_at": None}
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(_R).on_conflict_do_update(index_elements=[_R.c.file_id], set_=again)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(_R).on_conflict_do_update(
+            index_elements=[_R.c.file_id], set_=again
+        )
+    return None
+
+
 #: Which folders a query covers: all, one (``folder = ?``) or several (``folder IN (...)``).
 #: One is the common case, and an expanding ``IN`` costs a re-render on every execution.
 _Scope = Literal["all", "one", "many"]
@@ -301,26 +323,27 @@ def record_upload(
         if row is None:
             raise StoreError(f"no local file with id {local_id} in the state store")
         folder, rel_path, row_sha256, row_state, previous = row
-    if s.execute(_REMOTE_EXISTS, {"b_file_id": file_id}).first() is None:
-        s.execute(
-            _INSERT_REMOTE,
-            {
-                "file_id": file_id,
-                "purpose": purpose,
-                "filename": filename,
-                "bytes": bytes,
-                "sha256": sha256,
-                "created_at": created_at,
-                "uploaded_at": now,
-                "local_file_id": local_id,
-                "folder": folder,
-                "rel_path": rel_path,
-            },
-        )
+    remote = {
+        "file_id": file_id,
+        "purpose": purpose,
+        "filename": filename,
+        "bytes": bytes,
+        "sha256": sha256,
+        "created_at": created_at,
+        "uploaded_at": now,
+        "local_file_id": local_id,
+        "folder": folder,
+        "rel_path": rel_path,
+    }
+    upsert = _record_remote_statement(s.get_bind().dialect.name)
+    if upsert is not None:
+        s.execute(upsert, remote)
+    elif s.execute(_REMOTE_EXISTS, {"b_file_id": file_id}).first() is None:
+        s.execute(_INSERT_REMOTE, remote)
     else:
-        # Recorded before and current again.
         s.execute(_UNSUPERSEDE, {"b_file_id": file_id})
-        rows.forget_cached(s, RemoteFile, file_id)
+    # Recorded before (an adoption of a known id), it is current again; the session may hold it.
+    rows.forget_cached(s, RemoteFile, file_id)
     changes: dict[str, Any] = {
         "remote_file_id": file_id,
         "intent_started_at": None,
