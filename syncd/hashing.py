@@ -17,7 +17,7 @@ import os
 import stat
 from pathlib import Path
 
-from syncd.beneath import SymlinkOnPathError, lstat_beneath, open_beneath
+from syncd.beneath import SymlinkOnPathError, lstat_beneath, open_parent
 from syncd.domain import FileStat
 from syncd.errors import FileChangedError, FileUnreadableError, FileVanishedError
 from syncd.paths import printable_key
@@ -37,6 +37,7 @@ __all__ = [
 #: ``hashlib.file_digest`` and ``openssl dgst -sha256`` on a 1 GiB file (~1.4 GiB/s here)
 #: and, unlike ``file_digest``, counts the bytes it read.
 READ_BUFFER_BYTES = 1 << 20
+_SMALLEST_READ = 1 << 12
 
 #: Errors meaning the path (or a directory on it) is no longer there.
 _VANISHED_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
@@ -105,11 +106,31 @@ def open_regular(path: Path, *, root: Path | None = None) -> io.FileIO:
         FileVanishedError: nothing is at ``path``.
         FileUnreadableError: it cannot be opened, or is not a regular file.
     """
-    stat_file(path, root=root)
+    return _open_regular(path, root)[0]
+
+
+def _open_regular(path: Path, root: Path | None) -> tuple[io.FileIO, FileStat]:
+    """:func:`open_regular`, and the fingerprint of the lstat its check was made on.
+
+    The directory is walked once: the lstat and the open are both made relative to it.
+    """
     try:
-        fd = open_beneath(path.parent if root is None else root, path, _OPEN_FLAGS)
+        parent = open_parent(path.parent if root is None else root, path)
     except OSError as exc:
-        raise _translate(path, exc, "open") from exc
+        raise _translate(path, exc, "look at") from exc
+    try:
+        try:
+            st = os.stat(path.name, dir_fd=parent, follow_symlinks=False)
+        except OSError as exc:
+            raise _translate(path, exc, "look at") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_regular(path, st.st_mode)
+        try:
+            fd = os.open(path.name, _OPEN_FLAGS, dir_fd=parent)
+        except OSError as exc:
+            raise _translate(path, exc, "open") from exc
+    finally:
+        os.close(parent)
     stream = io.FileIO(fd, "rb")  # owns fd from here on
     try:
         mode = os.fstat(fd).st_mode
@@ -118,7 +139,7 @@ def open_regular(path: Path, *, root: Path | None = None) -> io.FileIO:
     except BaseException:
         stream.close()
         raise
-    return stream
+    return stream, file_stat_of(st)
 
 
 def hash_file(
@@ -139,18 +160,18 @@ def hash_file(
         FileChangedError: the file differs from ``expected``, or its size, mtime or inode moved
             while it was read, or it was replaced: try again once it settles.
     """
-    before = stat_file(path, root=root)
-    if expected is not None and before.moved_since(expected):
-        raise FileChangedError(
-            f"{_shown(path)} changed while it was being hashed "
-            f"({_difference(expected, before)} since it was listed); will retry once it settles",
-            path=str(path),
-        )
-    with open_regular(path, root=root) as stream:
+    stream, before = _open_regular(path, root)
+    with stream:
+        if expected is not None and before.moved_since(expected):
+            raise FileChangedError(
+                f"{_shown(path)} changed while it was being hashed ({_difference(expected, before)}"
+                " since it was listed); will retry once it settles",
+                path=str(path),
+            )
         opened_stat = file_stat_of(os.fstat(stream.fileno()))
         if opened_stat != before:
             raise _changed(path, before, opened_stat)
-        digest, read = _stream_sha256(path, stream)
+        digest, read = _stream_sha256(path, stream, opened_stat.size)
         after = file_stat_of(os.fstat(stream.fileno()))
     # The path first: unlinking or replacing the file moves the open file's ctime too, and
     # that is a file gone or replaced, not one modified.
@@ -238,9 +259,11 @@ class DigestingReader:
         return self._sha.hexdigest() if self._from_start else None
 
 
-def _stream_sha256(path: Path, stream: io.FileIO) -> tuple[str, int]:
+def _stream_sha256(path: Path, stream: io.FileIO, size_hint: int) -> tuple[str, int]:
     sha = hashlib.sha256()
-    buffer = bytearray(READ_BUFFER_BYTES)
+    # No bigger than the file (plus the byte that shows its end): a fresh 1 MiB buffer is an
+    # mmap and munmap of zeroed pages, which cost a small file more than hashing it.
+    buffer = bytearray(max(min(READ_BUFFER_BYTES, size_hint + 1), _SMALLEST_READ))
     view = memoryview(buffer)
     total = 0
     while True:
