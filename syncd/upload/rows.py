@@ -3,9 +3,9 @@
 The outcome of an upload exists only in memory until it is written, so a store that refuses a
 write (locked past its busy timeout, a full disk) makes the worker wait and write again.
 
-Group commit: the workers do not each open a transaction. They hand their outcome's write to
-one writer thread (:class:`GroupCommit`), which runs every write queued at that moment in one
-transaction and commits them together; each worker waits until its write is committed, so
+Group commit (:class:`GroupCommit`): workers whose outcomes arrive while another worker is
+writing queue theirs; the next of them to lead runs every write queued at that moment in one
+transaction and commits them together. Each worker waits until its write is committed, so
 nothing it does next (the log line, the event, the next upload, whose intent the same write
 claimed) happens before its outcome is durable. Eight workers finishing together cost one
 transaction instead of eight turns on the store's write lock. A batch that fails in any way is
@@ -39,90 +39,101 @@ __all__ = ["GroupCommit", "RowWriter"]
 #: Waits between tries to write an outcome to a store that refuses writes (locked, disk full).
 _STORE_RETRY_FIRST = 0.5
 _STORE_RETRY_MAX = 10.0
-#: Most writes committed in one transaction (a batch is whatever is queued when the writer
+#: Most writes committed in one transaction (a batch is whatever is queued when the leader
 #: starts one; this only bounds how long the first of them waits).
 _GROUP_MAX = 64
-#: The writer thread ends after this many idle seconds; the next write starts it again.
-_GROUP_IDLE_S = 5.0
 
 
 class _Queued:
     """One write waiting for the group's commit."""
 
-    __slots__ = ("committed", "done", "value", "write")
+    __slots__ = ("committed", "done", "lead", "value", "write")
 
     def __init__(self, write: Callable[[Session], object]) -> None:
         self.write = write
+        #: Set when the write is settled, or when its worker is handed the lead.
         self.done = threading.Event()
+        self.lead = False
         self.committed = False
         self.value: object = None
 
 
 class GroupCommit:
-    """Commits the upload workers' outcome writes in groups, on one writer thread.
+    """Commits the upload workers' outcome writes in groups, each group led by one of them.
 
-    Threads: :meth:`run` is called by the upload workers and blocks until the write is settled;
-    the writer (``syncd-upload-writer``) is started by the first write and ends after
-    :data:`_GROUP_IDLE_S` idle seconds. Locks: ``_cond`` guards the queue and the thread.
+    A worker whose write finds no group being written leads: it takes every write queued (its
+    own first) into one transaction, commits, settles them, and hands the lead to the worker of
+    the oldest write queued meanwhile. The others wait for theirs. No thread of its own: a write
+    that meets no other runs at once on its worker, as without grouping, and a busy moment costs
+    one hand-over per group instead of a trip through a writer thread for every file.
+
+    Threads: :meth:`run` is called by the upload workers and blocks until the write is settled.
+    Locks: ``_lock`` guards the queue and who leads; a leader holds none while it writes.
     """
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Queued] = []
-        self._writer: threading.Thread | None = None
+        self._leading = False
+
+    @property
+    def waiting(self) -> int:
+        """How many writes are queued behind the group being written."""
+        with self._lock:
+            return len(self._queue)
 
     def run(self, write: Callable[[Session], T]) -> tuple[bool, T | None]:
         """``(True, what write returned)`` once it is committed with its group, or ``(False,
         None)`` when the group failed (rolled back): then the caller runs it alone."""
         item = _Queued(write)
-        with self._cond:
+        with self._lock:
             self._queue.append(item)
-            if self._writer is None:
-                self._writer = threading.Thread(
-                    target=self._loop, name="syncd-upload-writer", daemon=True
-                )
-                self._writer.start()
-            else:
-                self._cond.notify()
-        item.done.wait()
+            leads = not self._leading
+            self._leading = True
+        if not leads:
+            item.done.wait()
+        if leads or item.lead:
+            self._lead()
         return item.committed, cast("T | None", item.value)
 
-    def _loop(self) -> None:
-        while True:
-            with self._cond:
-                if not self._queue:
-                    self._cond.wait(timeout=_GROUP_IDLE_S)
-                    if not self._queue:
-                        self._writer = None
-                        return
-                batch, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
-            try:
-                with self._store.session() as s:
-                    values = [item.write(s) for item in batch]
-            except BaseException as exc:
-                # Rolled back: each write is run again alone by its worker, which reports it.
-                for item in batch:
-                    item.done.set()
-                if isinstance(exc, Exception):
-                    continue
-                with self._cond:
-                    self._writer = None
-                    for item in self._queue:
-                        item.done.set()
-                    self._queue.clear()
-                raise
+    def _lead(self) -> None:
+        # The leader's own write is first in the queue: queued when nobody led (the queue is
+        # empty then), or the oldest one when the lead was handed to it.
+        with self._lock:
+            batch, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
+        values: list[object] | None = None
+        try:
+            with self._store.session() as s:
+                written = [item.write(s) for item in batch]
+            values = written  # only once the commit at the end of the block went through
+        except Exception as exc:  # noqa: BLE001 - each write is run again alone by its worker
+            log.debug("group_commit_rolled_back", writes=len(batch), error=str(exc))
+        finally:
+            self._settle(batch, values)
+
+    def _settle(self, batch: list[_Queued], values: list[object] | None) -> None:
+        """Tell the batch's workers how it went; hand the lead on (or give it up)."""
+        if values is not None:
             for item, value in zip(batch, values, strict=True):
                 item.value = value
                 item.committed = True
-                item.done.set()
+        for item in batch[1:]:
+            item.done.set()
+        with self._lock:
+            if self._queue:
+                following = self._queue[0]
+                following.lead = True
+                following.done.set()
+            else:
+                self._leading = False
 
 
 class RowWriter:
     """Runs outcome writes in store transactions (:meth:`persist`), and tells a claim this node
     lost (:meth:`claim_lost`).
 
-    Threads: the upload workers (a write may run on the group's writer thread, see
+    Threads: the upload workers (a write may run on another worker leading its group, see
     :class:`GroupCommit`). Locks: none of its own beyond the group's.
     """
 
@@ -141,6 +152,11 @@ class RowWriter:
         # groups only saves turns. A server database locks rows; a group holding several for
         # its whole transaction deadlocked with other nodes' scans and groups (fleet mode).
         self._group = GroupCommit(store) if group and store.path is not None else None
+
+    @property
+    def group(self) -> GroupCommit | None:
+        """The group commit outcome writes go through (None: each is its own transaction)."""
+        return self._group
 
     def claim_lost(
         self, s: Session, record: LocalFileRecord, file_id: str

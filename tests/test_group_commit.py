@@ -1,0 +1,138 @@
+"""Group commit of upload outcomes (syncd.upload.rows): writes that arrive while another worker is
+writing share one transaction; a write alone runs at once; a failed group loses no outcome.
+
+Real threads on a real SQLite store; the writes are plain functions of the session, as the
+upload workers' are.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from syncd.errors import StoreError
+from syncd.store import Store
+from syncd.upload.rows import GroupCommit, RowWriter
+from syncd.upload.work import UploadSettings
+from tests.support import wait_until
+
+_NOTE = text("INSERT INTO meta (key, value) VALUES (:key, :value)")
+
+
+def _note(key: str, sessions: list[int]) -> Callable[[Session], str]:
+    """A write that records which transaction (session) it ran in, and a row to show it."""
+
+    def write(s: Session) -> str:
+        sessions.append(id(s))
+        s.execute(_NOTE, {"key": key, "value": "x"})
+        return key
+
+    return write
+
+
+def _keys(store: Store) -> set[str]:
+    with store.connection() as connection:
+        return {row[0] for row in connection.execute(text("SELECT key FROM meta"))}
+
+
+def test_a_write_alone_runs_at_once_on_its_own_thread(store: Store) -> None:
+    """No other write waiting: the caller writes and commits it itself, no thread is started."""
+    group = GroupCommit(store)
+    threads_before = threading.active_count()
+    ran_on: list[threading.Thread] = []
+
+    def write(s: Session) -> int:
+        ran_on.append(threading.current_thread())
+        s.execute(_NOTE, {"key": "alone", "value": "x"})
+        return 7
+
+    assert group.run(write) == (True, 7)
+    assert ran_on == [threading.current_thread()]
+    assert threading.active_count() == threads_before
+    assert _keys(store) == {"alone"}
+
+
+def test_writes_arriving_while_one_is_written_share_the_next_transaction(store: Store) -> None:
+    """Six outcomes queued behind a slow one are committed together, in one transaction led by
+    one of their workers, and each worker gets its own write's value."""
+    group = GroupCommit(store)
+    sessions: list[int] = []
+    release = threading.Event()
+    first_started = threading.Event()
+
+    def slow(s: Session) -> str:
+        first_started.set()
+        release.wait(10)
+        return _note("first", sessions)(s)
+
+    results: dict[str, tuple[bool, str | None]] = {}
+
+    def worker(key: str, write: Callable[[Session], str]) -> None:
+        results[key] = group.run(write)
+
+    leader = threading.Thread(target=worker, args=("first", slow))
+    leader.start()
+    assert first_started.wait(10)
+    followers = [
+        threading.Thread(target=worker, args=(f"f{n}", _note(f"f{n}", sessions))) for n in range(6)
+    ]
+    for thread in followers:
+        thread.start()
+    wait_until(lambda: group.waiting == 6, what="six writes queued behind the first")
+    release.set()
+    for thread in [leader, *followers]:
+        thread.join(10)
+    assert results == {key: (True, key) for key in ["first", *(f"f{n}" for n in range(6))]}
+    assert len(sessions) == 7
+    assert len(set(sessions)) == 2, "the six queued writes shared one transaction"
+    assert _keys(store) == set(results)
+
+
+def test_a_failed_group_loses_no_outcome(store: Store) -> None:
+    """One write of a group fails: the group is rolled back, every worker writes its own again
+    alone, and only the failing one reports its failure."""
+    stopping = threading.Event()
+    stopping.set()  # a write the store refuses is reported at once, not tried again later
+    writer = RowWriter(store, UploadSettings(), stopping)
+    sessions: list[int] = []
+    release = threading.Event()
+    first_started = threading.Event()
+
+    def slow(s: Session) -> str:
+        first_started.set()
+        release.wait(10)
+        return _note("first", sessions)(s)
+
+    def failing(s: Session) -> str:
+        s.execute(_NOTE, {"key": "bad", "value": "x"})
+        raise StoreError("this outcome cannot be written")
+
+    outcomes: dict[str, object] = {}
+
+    def worker(key: str, write: Callable[[Session], str]) -> None:
+        try:
+            outcomes[key] = writer.persist(write)
+        except StoreError as exc:
+            outcomes[key] = exc
+
+    leader = threading.Thread(target=worker, args=("first", slow))
+    leader.start()
+    assert first_started.wait(10)
+    queued = [("good1", _note("good1", sessions)), ("bad", failing), ("good2", _note("good2", []))]
+    threads = [threading.Thread(target=worker, args=item) for item in queued]
+    for thread in threads:
+        thread.start()
+    group = writer.group
+    assert group is not None
+    wait_until(lambda: group.waiting == 3, what="three writes queued behind the first")
+    release.set()
+    for thread in [leader, *threads]:
+        thread.join(10)
+    assert outcomes["first"] == "first"
+    assert outcomes["good1"] == "good1"
+    assert outcomes["good2"] == "good2"
+    assert isinstance(outcomes["bad"], StoreError)
+    assert _keys(store) == {"first", "good1", "good2"}
