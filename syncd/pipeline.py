@@ -349,8 +349,15 @@ class Pipeline:
         ]
         verdicts: list[tuple[plan.Verdict, RemoteFileRecord | None]] = []
         with self._store.session() as s:
+            # One look-up for the batch: recording a verdict never changes which remote file
+            # is the pick for a content (a reuse makes its pick current, which it stays).
+            remotes = repo.find_live_remotes_by_content(
+                s,
+                {item.sha256 for item, result in zip(batch, results, strict=True) if _ok(result)},
+                folder.purpose,
+            )
             for item, row, result in zip(batch, stored, results, strict=True):
-                verdicts.append(self._record(s, folder, item, row, result, now))
+                verdicts.append(self._record(s, folder, item, row, result, remotes, now))
         queued = False
         for item in batch:
             # Racy, but not for a stamp from a clock ahead of ours (the next rescan looks at
@@ -406,13 +413,13 @@ class Pipeline:
         item: _Hashed,
         stored: LocalFileRecord | None,
         result: ValidationResult | None,
+        remotes: dict[str, RemoteFileRecord],
         now: datetime,
     ) -> tuple[plan.Verdict, RemoteFileRecord | None]:
-        """Write one file's verdict in the batch's transaction."""
-        is_valid = result is None or result.ok
-        remote = (
-            repo.find_live_remote_by_content(s, item.sha256, folder.purpose) if is_valid else None
-        )
+        """Write one file's verdict in the batch's transaction; ``remotes``: the live remote
+        file for each valid content of the batch that has one."""
+        is_valid = _ok(result)
+        remote = remotes.get(item.sha256) if is_valid else None
         verdict = plan.decide_content(
             stored_state=stored.state if stored else None,
             stored_sha256=stored.sha256 if stored else None,
@@ -648,3 +655,8 @@ def _trusted_states() -> frozenset[LocalState]:
 def _stored(row: repo.Fingerprint) -> _Stored:
     _, size, mtime_ns, inode, state, sha256, ctime_ns, _racy = row
     return FileStat(size, mtime_ns, inode, ctime_ns), state, sha256
+
+
+def _ok(result: ValidationResult | None) -> bool:
+    """Valid, or not looked at again (what was said about these bytes still holds)."""
+    return result is None or result.ok

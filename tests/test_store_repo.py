@@ -542,6 +542,35 @@ class TestRemoteFiles:
             repo.record_remote_deleted(s, "file-old", reason="retention", now=at(3))
             assert repo.find_live_remote_by_content(s, SHA_A, "fine-tune") is None
 
+    def test_the_batch_lookup_by_content_makes_the_single_lookups_pick(self, store: Store) -> None:
+        """A scan batch looks its contents up at once: for each sha256 the same remote file as
+        the one-by-one lookup (current first, then the newest; deleted and other purposes
+        left out), and nothing for a content without one."""
+        one = put(store, "one.jsonl")
+        upload(store, one.id, "file-old", now=T0)
+        put(store, "one.jsonl", sha256=SHA_B, reset_attempts=True)
+        upload(store, one.id, "file-b", sha256=SHA_B, now=at(1))  # file-old now superseded
+        two = put(store, "two.jsonl")
+        upload(store, two.id, "file-current", now=at(2))
+        unknown = "c" * 64
+        with store.session() as s:
+            for purpose in ("fine-tune", "batch"):
+                found = repo.find_live_remotes_by_content(s, {SHA_A, SHA_B, unknown}, purpose)
+                single = {
+                    sha: repo.find_live_remote_by_content(s, sha, purpose)
+                    for sha in (SHA_A, SHA_B, unknown)
+                }
+                assert found == {sha: r for sha, r in single.items() if r is not None}
+            current = repo.find_live_remotes_by_content(s, {SHA_A}, "fine-tune")[SHA_A]
+            assert current.file_id == "file-current"
+            repo.record_remote_deleted(s, "file-current", reason="retention", now=at(3))
+            after = repo.find_live_remotes_by_content(s, {SHA_A, SHA_B}, "fine-tune")
+            assert {sha: r.file_id for sha, r in after.items()} == {
+                SHA_A: "file-old",
+                SHA_B: "file-b",
+            }
+            assert repo.find_live_remotes_by_content(s, set(), "fine-tune") == {}
+
     def test_record_remote_deleted_is_idempotent_and_expires_holders(self, store: Store) -> None:
         """Deletion is recorded once; rows whose uploaded content it was become expired."""
         record = put(store, "a.jsonl")

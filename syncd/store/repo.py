@@ -46,6 +46,7 @@ from syncd.store.rejudge import rejudge_if_settings_changed, rejudge_quarantined
 from syncd.store.remote_reconcile import VANISHED_REASON, live_remote_ids, record_vanished
 from syncd.store.remotes import (
     find_live_remote_by_content,
+    find_live_remotes_by_content,
     get_remote,
     record_remote_deleted,
     remote_files,
@@ -72,6 +73,7 @@ __all__ = [
     "audit_entries",
     "claim_due_uploads",
     "find_live_remote_by_content",
+    "find_live_remotes_by_content",
     "find_missing_by_stat",
     "folder_fingerprints",
     "forget_node",
