@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import functools
 import json
+import marshal
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from syncd.validation.jsonl import json_type, short_repr
@@ -85,9 +86,15 @@ def check_finetune_record(
     Warnings (accepted, but not as Mistral's docs describe it) are appended to ``warnings``
     when a list is given.
     """
-    if len(record) == 1 and _is_plain_chat(record.get("messages")):
-        return []  # the common record: nothing to refuse, nothing to warn about
-    noted: list[str] = [] if warnings is None else warnings
+    # The common records, judged by fast paths that answer "accepted, no warning" only where
+    # the full check below would say so too (tests/test_validation_fast.py compares them).
+    if (len(record) == 1 and _is_plain_chat(record.get("messages"))) or _is_clean_tool_chat(record):
+        return []
+    return _check_record(record, [] if warnings is None else warnings)
+
+
+def _check_record(record: Mapping[str, Any], noted: list[str]) -> list[str]:
+    """:func:`check_finetune_record` without its fast paths: every rule, on every record."""
     if "messages" in record or "interactions" in record:
         if "labels" in record:
             return _check_classifier_chat(record)
@@ -138,6 +145,145 @@ def _is_plain_chat(messages: object) -> bool:
             return False
         role = kind
     return role == "assistant" and len(messages) - system >= 2
+
+
+def _is_clean_tool_chat(record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` is a function-calling conversation that the full check accepts
+    without a warning, judged with plain type and key lookups: the full check costs about 15
+    plain chats on such a record. False at any doubt (the full check then runs and says why).
+
+    Every value the full check reads is read here, with a condition at least as strict:
+
+    * the record has "messages" and a non-empty "tools" list and no other key (no
+      "interactions", "available_tools", "system_prompt", "only_last", "text" or "labels");
+    * "tools" is clean by the full check's own rules (:func:`_tool_names`, once per distinct
+      list: a file repeats the same few on every line);
+    * every message is an object without "text" (so "content" is its content), with the role
+      ``system`` (the first system message, string content), ``user`` (string content),
+      ``tool`` (string content, a 9-character call id, a valid function name if any) or
+      ``assistant`` (a weight of None, 0 or 1 as an int, and either non-empty string content
+      or a non-empty list of valid calls, with null or "" content, to defined functions with
+      JSON arguments and 9-character ids, never "null", which only the last message may have);
+    * the order of the messages passes :meth:`_ConversationCheck._structure`, whose rules are
+      repeated below on the same user/assistant/tool messages (system messages are not part
+      of it).
+    """
+    if len(record) != 2:
+        return False
+    messages = record.get("messages")
+    tools = record.get("tools")
+    if type(messages) is not list or type(tools) is not list or not tools:
+        return False
+    defined = _tool_names(tools)
+    if defined is None:
+        return False
+    system = False
+    built = 0  # user, assistant and tool messages: the ones _structure sees
+    previous = ""  # the role of the one before
+    expected_answers = 0
+    for message in messages:
+        if type(message) is not dict or "text" in message:
+            return False
+        role = message.get("role")
+        content = message.get("content")
+        if role == "assistant":
+            weight = message.get("weight")
+            if not (weight is None or (type(weight) is int and weight in (0, 1))):
+                return False
+            calls = message.get("tool_calls")
+            if calls is None:
+                if type(content) is not str or not content:
+                    return False  # no content and no calls
+            elif not (
+                type(calls) is list
+                and calls
+                and (content is None or content == "")
+                and all(_is_clean_call(call, defined) for call in calls)
+            ):
+                return False
+            # _structure: from the second message on, an assistant message closes the calls
+            # before it, which must all have been answered.
+            if built:
+                if expected_answers != 0:
+                    return False
+                if calls is not None:
+                    expected_answers = len(calls)
+        elif role == "user":
+            if type(content) is not str:
+                return False
+        elif role == "tool":
+            call_id = message.get("tool_call_id")
+            name = message.get("name")
+            if not (
+                type(content) is str
+                and type(call_id) is str
+                and _CALL_ID.fullmatch(call_id)
+                and (name is None or (type(name) is str and _FUNCTION_NAME.fullmatch(name)))
+            ):
+                return False
+            if built:  # _structure: one answer to the calls before it, never after a user
+                if previous == "user":
+                    return False
+                expected_answers -= 1
+        elif role == "system" and not system and type(content) is str:
+            system = True
+            continue  # not part of the conversation's structure
+        else:
+            return False
+        built += 1
+        previous = role
+    # _structure: two messages or more (one alone is refused whatever it is), the last one
+    # from the assistant.
+    return built >= 2 and previous == "assistant"
+
+
+def _is_clean_call(call: object, defined: frozenset[str]) -> bool:
+    """A tool call the full check accepts without a warning on any message: ``{"id": 9
+    alphanumerics, "function": {"name": a defined function, "arguments": JSON text}}``."""
+    if type(call) is not dict:
+        return False
+    call_id = call.get("id")
+    function = call.get("function")
+    if type(call_id) is not str or type(function) is not dict or not _CALL_ID.fullmatch(call_id):
+        return False
+    name = function.get("name")
+    arguments = function.get("arguments")
+    return (
+        type(name) is str
+        and name in defined
+        and type(arguments) is str
+        and _is_json(arguments)
+        and _FUNCTION_NAME.fullmatch(name) is not None
+    )
+
+
+def _tool_names(tools: list[Any]) -> frozenset[str] | None:
+    """The functions a clean "tools" list defines, or None when the full check would find a
+    problem in it (or cannot be sure: a value that is not plain data)."""
+    # A file repeats the same few tools lists on every line: each distinct one is judged once,
+    # by the full check itself. marshal makes the key because it is exact and cheap: it writes
+    # each value's type (1, 1.0 and true stay apart, as they must for a JSON schema), so equal
+    # keys mean equal values and equal verdicts; json.dumps of the list costs 5x more.
+    try:
+        key = marshal.dumps(tools)
+    except ValueError:  # not plain data, or nested too deeply
+        return None
+    try:
+        return _TOOL_NAMES[key]
+    except KeyError:
+        pass
+    warnings: list[str] = []
+    check = _ConversationCheck({"tools": tools}, warnings)
+    check._tools()
+    clean = not (check.problems or warnings or check.defined_tools is None)
+    if len(_TOOL_NAMES) >= 64:
+        _TOOL_NAMES.clear()  # bounded: a file of ever-different tools lists just misses
+    names = _TOOL_NAMES[key] = frozenset(check.defined_tools or ()) if clean else None
+    return names
+
+
+#: Verdicts of :func:`_tool_names` by key.
+_TOOL_NAMES: dict[bytes, frozenset[str] | None] = {}
 
 
 def _key_list(record: Mapping[str, Any], shown: int = 5) -> str:
@@ -595,7 +741,20 @@ def _answer_mismatch(expected: int) -> str:
     return f"{-expected} answer(s) too many"
 
 
+#: The scanner of ``json.loads``'s own decoder (the same defaults): one value at an index.
+_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
 def _is_json(text: str) -> bool:
+    """Whether ``json.loads(text)`` succeeds."""
+    # The common text, a value from its first character to its last, in one call of the C
+    # scanner: json.loads would parse that same value from index 0 and find nothing after it.
+    # Anything else (leading or trailing whitespace, a BOM, an error) gets json.loads itself.
+    try:
+        if _SCAN_JSON(text, 0)[1] == len(text):
+            return True
+    except (StopIteration, ValueError, RecursionError):
+        pass
     try:
         json.loads(text)
     except (ValueError, RecursionError):
@@ -650,7 +809,12 @@ def _schema_problem(parameters: dict[str, Any]) -> str | None:
         return None
     # A file repeats the same few tool schemas on every line: judge each distinct one once
     # (checking a schema against the meta-schema costs a millisecond or more).
-    return _schema_problem_of(json.dumps(parameters, sort_keys=True))
+    return _schema_problem_of(_CANONICAL.encode(parameters))
+
+
+# A canonical text of a JSON value (keys sorted): what json.dumps(value, sort_keys=True)
+# returns, without building the encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True)
 
 
 @functools.lru_cache(maxsize=256)
