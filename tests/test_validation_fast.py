@@ -115,15 +115,15 @@ def _conversation(draw: st.DrawFn) -> dict[str, Any]:
 
 
 # Values each perturbation draws from: the boundaries of the fast paths' conditions.
-ODD_VALUES = st.sampled_from(
+ODD_VALUES: st.SearchStrategy[Any] = st.sampled_from(
     [None, "", " ", "x", 0, 1, 0.0, 1.0, 0.5, 2, -1, True, False, "1", "null", [], {}, [{}]]
 )
 CALL_ID_VALUES = st.sampled_from([*CALL_IDS, "null", "call_1", "ABCDEFGHIJ", 123456789, None])
 NAME_VALUES = st.sampled_from(["get_weather", "undefined_fn", "get weather", "", "x" * 65, 3])
-ARGUMENT_VALUES = st.sampled_from(
+ARGUMENT_VALUES: st.SearchStrategy[Any] = st.sampled_from(
     ["{}", " {}", "{} ", "\ufeff{}", "city=Paris", "", "NaN", "[1, 2", '"x"', {}, None]
 )
-TOOLS_VALUES = st.sampled_from(
+TOOLS_VALUES: st.SearchStrategy[Any] = st.sampled_from(
     [
         [],
         {},
@@ -306,7 +306,7 @@ BASES: list[dict[str, Any]] = [
     },
 ]
 #: What an edit sets a key to: the values either side of each condition of the fast paths.
-EDIT_VALUES = (
+EDIT_VALUES: tuple[Any, ...] = (
     *(None, "", " ", "x", 0, 1, 0.0, 1.0, 0.5, 2, True, False, "1", [], {}, [{}]),
     *(CALL_IDS[0], "null", "call_1", "get_weather", "undefined_fn", "get weather"),
     *("{}", " {}", "{}x", "NaN", "user", "assistant", "tool", "system", "bot"),
