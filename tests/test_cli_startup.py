@@ -103,3 +103,25 @@ def test_status_with_a_results_folder_reads_its_jobs_without_the_orm(tmp_path: P
     loaded = _modules_loaded_by("-c", str(config), "status", "--json")
     assert "syncd.cli.status_jobs" in loaded
     assert not {"sqlalchemy.orm", "syncd.store.jobs", "syncd.store.schema"} & loaded
+
+
+def test_the_daemon_loads_the_status_pages_stack_only_for_a_listener() -> None:
+    """`syncd run` without `[metrics] listen` serves no page: Starlette, uvicorn and Jinja2
+    (several MB of a daemon's idle RSS) are not imported with the daemon, and come on first
+    use of what needs them."""
+    page_stack = ("starlette", "uvicorn", "jinja2", "syncd.web.app", "syncd.web.server")
+    code = (
+        "import json, sys\n"
+        "import syncd.cli.run_cmd, syncd.daemon\n"
+        f"stack = {page_stack!r}\n"
+        "before = sorted(m for m in sys.modules if m.startswith(stack))\n"
+        "from syncd.web import StatusServer, create_status_app\n"
+        "after = sorted(m for m in sys.modules if m.startswith(stack))\n"
+        "print(json.dumps([before, after]))\n"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    before, after = json.loads(shown)
+    assert before == []
+    assert {"starlette", "uvicorn", "jinja2", "syncd.web.app", "syncd.web.server"} <= set(after)

@@ -55,7 +55,6 @@ from syncd.retention_preview import RetentionPreviewer
 from syncd.retention_setup import retention_settings
 from syncd.store import Store, instance_lock, open_store
 from syncd.upload import UploadEvent
-from syncd.web import StatusServer, create_status_app
 
 __all__ = ["DEFAULT_GRACE", "Daemon"]
 
@@ -277,6 +276,10 @@ class Daemon:
         address = self._config.metrics.address
         if address is None:
             return
+        # Imported here: the page's stack is several MB of RSS a daemon without a listener
+        # would carry for nothing (see syncd.web).
+        from syncd.web import StatusServer, create_status_app
+
         host, port = address
         token_file = self._config.metrics.token_file
         app = create_status_app(
