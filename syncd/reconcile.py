@@ -22,6 +22,8 @@ Guards, because wrongly calling a file gone means uploading a duplicate:
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -88,8 +90,9 @@ def reconcile_remote(
     """
     report = ReconcileReport()
     started = clock()
+    salt = os.urandom(16)  # a fresh key each time: see _id_key
     try:
-        listed = _list_ids(files, page_size)
+        listed = _list_ids(files, page_size, salt)
     except ApiError as exc:
         report.skipped = f"listing the remote failed: {exc}"
         report.unanswered = isinstance(exc, ApiTimeoutError)
@@ -100,16 +103,21 @@ def reconcile_remote(
         log.warning("remote_reconcile_skipped", error=report.skipped)
         return report
     report.listed = len(listed)
+    candidates: list[str] = []
     with store.session() as s:
-        recorded = repo.live_remote_ids(s, uploaded_before=started)
-    report.recorded = len(recorded)
-    candidates = sorted(recorded - listed)
+        for file_id in repo.live_remote_ids(s, uploaded_before=started):
+            report.recorded += 1
+            if _id_key(file_id, salt) not in listed:
+                candidates.append(file_id)
+    candidates.sort()
+    # Only the candidates are needed from here: confirming them may take a request each.
+    del listed
     if not candidates:
         return report
-    if not listed and len(recorded) >= _EMPTY_LISTING_WARNING:
+    if report.listed == 0 and report.recorded >= _EMPTY_LISTING_WARNING:
         log.warning(
             "remote_listing_empty",
-            recorded=len(recorded),
+            recorded=report.recorded,
             error="the remote lists no files at all; checking each recorded one",
         )
     with deletions_lock or nullcontext():
@@ -124,14 +132,28 @@ def reconcile_remote(
     return report
 
 
-def _list_ids(files: Files, page_size: int) -> set[str] | None:
-    """Every file id the remote lists, or None when the listing came out incomplete."""
-    seen: set[str] = set()
+def _id_key(file_id: str, salt: bytes) -> int:
+    """What the listing keeps of a file id: 8 bytes of a keyed BLAKE2b digest, not the string.
+
+    Kept across all pages, the listed ids were interleaved with each page's parsed JSON: with
+    100,000 files they pinned ~14 MB of allocator arenas for good after the reconcile (idle
+    RSS), against ~7 MB with these keys. A collision can only make a file that is gone look
+    listed (it is then noticed by the next reconcile, which draws a new key; about one chance
+    in 10^9 per reconcile at 100,000 files), never make a listed file look gone.
+    """
+    digest = hashlib.blake2b(file_id.encode(), digest_size=8, key=salt).digest()
+    return int.from_bytes(digest, "little")
+
+
+def _list_ids(files: Files, page_size: int, salt: bytes) -> set[int] | None:
+    """The :func:`_id_key` of every file id the remote lists, or None when the listing came
+    out incomplete."""
+    seen: set[int] = set()
     total: int | None = None
     page = 0
     while True:
         listing = files.list(page=page, page_size=page_size)
-        fresh = {info.id for info in listing.data} - seen
+        fresh = {_id_key(info.id, salt) for info in listing.data} - seen
         seen |= fresh
         total = listing.total if listing.total is not None else total
         if len(listing.data) < page_size or not fresh:
@@ -142,7 +164,7 @@ def _list_ids(files: Files, page_size: int) -> set[str] | None:
     if total is not None and len(seen) < total:
         if page_size != _DEFAULT_PAGE_SIZE:
             # A server may cap the page size silently; the default size is always honoured.
-            return _list_ids(files, _DEFAULT_PAGE_SIZE)
+            return _list_ids(files, _DEFAULT_PAGE_SIZE, salt)
         return None
     return seen
 

@@ -356,10 +356,10 @@ def test_a_vanished_remote_file_requeues_its_holders_once(tmp_path: Path) -> Non
             local = repo.get_local(s, "/data", "a.jsonl")
             remote = repo.get_remote(s, "file-1")
             audit = repo.audit_entries(s, action=repo.VANISHED_REASON)
-            live = repo.live_remote_ids(s, uploaded_before=now + timedelta(days=1))
+            live = list(repo.live_remote_ids(s, uploaded_before=now + timedelta(days=1)))
     finally:
         store.dispose()
     assert local is not None and local.state is LocalState.PENDING and local.attempts == 0
     assert remote is not None and remote.delete_reason == "vanished_from_remote"
     assert [a.file_id for a in audit] == ["file-1"]
-    assert live == set()
+    assert live == []
