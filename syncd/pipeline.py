@@ -76,37 +76,46 @@ class ScanSummary:
 
 
 class _ChangedFiles:
-    """Files a scan must hash, in order: their keys in a list, their stats packed in arrays.
+    """Files a scan must hash, in order, packed: their keys UTF-8 encoded one after the other in
+    one buffer, their stats in arrays.
 
     A first scan holds every file of the folder here until it is hashed (minutes for 100,000
     files) while the uploads run. As a list of ``(key, FileStat)`` that was ~300 bytes of small
     objects per file (30 MB at 100,000 files), interleaved with the uploads' own allocations:
     once freed, what the uploads kept pinned the allocator's arenas, and the daemon's idle RSS
-    after its first sync kept much of the peak. Packed, a file costs its key and 32 bytes.
+    after its first sync kept much of the peak. Packed, a file costs its key's bytes and 40
+    bytes, in a few large buffers that go back to the system whole.
     """
 
-    __slots__ = ("_inodes", "_keys", "_stamps")
+    __slots__ = ("_ends", "_inodes", "_keys", "_stamps")
 
     def __init__(self) -> None:
-        self._keys: list[str] = []
+        self._keys = bytearray()
+        #: Where each key ends in ``_keys``.
+        self._ends = array("Q")
         #: size, mtime_ns, ctime_ns of each file, one after the other.
         self._stamps = array("q")
         self._inodes = array("Q")  # unsigned: an inode number may use all 64 bits
 
     def append(self, key: str, stat: FileStat) -> None:
-        self._keys.append(key)
+        # surrogatepass: any str comes back as it was, even one a name not in UTF-8 gave.
+        self._keys += key.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._keys))
         self._stamps.extend((stat.size, stat.mtime_ns, stat.ctime_ns))
         self._inodes.append(stat.inode)
 
     def __len__(self) -> int:
-        return len(self._keys)
+        return len(self._ends)
 
     def __bool__(self) -> bool:
-        return bool(self._keys)
+        return bool(self._ends)
 
     def __iter__(self) -> Iterator[tuple[str, FileStat]]:
-        stamps, inodes = self._stamps, self._inodes
-        for index, key in enumerate(self._keys):
+        keys, stamps, inodes = self._keys, self._stamps, self._inodes
+        start = 0
+        for index, end in enumerate(self._ends):
+            key = keys[start:end].decode("utf-8", "surrogatepass")
+            start = end
             at = 3 * index
             yield key, FileStat(stamps[at], stamps[at + 1], inodes[index], stamps[at + 2])
 
