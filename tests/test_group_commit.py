@@ -22,11 +22,11 @@ from tests.support import wait_until
 _NOTE = text("INSERT INTO meta (key, value) VALUES (:key, :value)")
 
 
-def _note(key: str, sessions: list[int]) -> Callable[[Session], str]:
+def _note(key: str, sessions: list[Session]) -> Callable[[Session], str]:
     """A write that records which transaction (session) it ran in, and a row to show it."""
 
     def write(s: Session) -> str:
-        sessions.append(id(s))
+        sessions.append(s)  # the object itself: an id could be reused once it is gone
         s.execute(_NOTE, {"key": key, "value": "x"})
         return key
 
@@ -59,7 +59,7 @@ def test_writes_arriving_while_one_is_written_share_the_next_transaction(store: 
     """Six outcomes queued behind a slow one are committed together, in one transaction led by
     one of their workers, and each worker gets its own write's value."""
     group = GroupCommit(store)
-    sessions: list[int] = []
+    sessions: list[Session] = []
     release = threading.Event()
     first_started = threading.Event()
 
@@ -87,7 +87,7 @@ def test_writes_arriving_while_one_is_written_share_the_next_transaction(store: 
         thread.join(10)
     assert results == {key: (True, key) for key in ["first", *(f"f{n}" for n in range(6))]}
     assert len(sessions) == 7
-    assert len(set(sessions)) == 2, "the six queued writes shared one transaction"
+    assert len({id(s) for s in sessions}) == 2, "the six queued writes shared one transaction"
     assert _keys(store) == set(results)
 
 
@@ -97,7 +97,7 @@ def test_a_failed_group_loses_no_outcome(store: Store) -> None:
     stopping = threading.Event()
     stopping.set()  # a write the store refuses is reported at once, not tried again later
     writer = RowWriter(store, UploadSettings(), stopping)
-    sessions: list[int] = []
+    sessions: list[Session] = []
     release = threading.Event()
     first_started = threading.Event()
 
