@@ -33,6 +33,20 @@ def _note(key: str, sessions: list[Session]) -> Callable[[Session], str]:
     return write
 
 
+class _Slow:
+    """A write that holds its group's lead until released: the writes arriving meanwhile queue."""
+
+    def __init__(self, write: Callable[[Session], str]) -> None:
+        self.write = write
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, s: Session) -> str:
+        self.started.set()
+        self.release.wait(10)
+        return self.write(s)
+
+
 def _keys(store: Store) -> set[str]:
     with store.connection() as connection:
         return {row[0] for row in connection.execute(text("SELECT key FROM meta"))}
@@ -60,13 +74,7 @@ def test_writes_arriving_while_one_is_written_share_the_next_transaction(store: 
     one of their workers, and each worker gets its own write's value."""
     group = GroupCommit(store)
     sessions: list[Session] = []
-    release = threading.Event()
-    first_started = threading.Event()
-
-    def slow(s: Session) -> str:
-        first_started.set()
-        release.wait(10)
-        return _note("first", sessions)(s)
+    slow = _Slow(_note("first", sessions))
 
     results: dict[str, tuple[bool, str | None]] = {}
 
@@ -75,14 +83,14 @@ def test_writes_arriving_while_one_is_written_share_the_next_transaction(store: 
 
     leader = threading.Thread(target=worker, args=("first", slow))
     leader.start()
-    assert first_started.wait(10)
+    assert slow.started.wait(10)
     followers = [
         threading.Thread(target=worker, args=(f"f{n}", _note(f"f{n}", sessions))) for n in range(6)
     ]
     for thread in followers:
         thread.start()
     wait_until(lambda: group.waiting == 6, what="six writes queued behind the first")
-    release.set()
+    slow.release.set()
     for thread in [leader, *followers]:
         thread.join(10)
     assert results == {key: (True, key) for key in ["first", *(f"f{n}" for n in range(6))]}
@@ -98,13 +106,7 @@ def test_a_failed_group_loses_no_outcome(store: Store) -> None:
     stopping.set()  # a write the store refuses is reported at once, not tried again later
     writer = RowWriter(store, UploadSettings(), stopping)
     sessions: list[Session] = []
-    release = threading.Event()
-    first_started = threading.Event()
-
-    def slow(s: Session) -> str:
-        first_started.set()
-        release.wait(10)
-        return _note("first", sessions)(s)
+    slow = _Slow(_note("first", sessions))
 
     def failing(s: Session) -> str:
         s.execute(_NOTE, {"key": "bad", "value": "x"})
@@ -120,7 +122,7 @@ def test_a_failed_group_loses_no_outcome(store: Store) -> None:
 
     leader = threading.Thread(target=worker, args=("first", slow))
     leader.start()
-    assert first_started.wait(10)
+    assert slow.started.wait(10)
     queued = [("good1", _note("good1", sessions)), ("bad", failing), ("good2", _note("good2", []))]
     threads = [threading.Thread(target=worker, args=item) for item in queued]
     for thread in threads:
@@ -128,7 +130,7 @@ def test_a_failed_group_loses_no_outcome(store: Store) -> None:
     group = writer.group
     assert group is not None
     wait_until(lambda: group.waiting == 3, what="three writes queued behind the first")
-    release.set()
+    slow.release.set()
     for thread in [leader, *threads]:
         thread.join(10)
     assert outcomes["first"] == "first"
