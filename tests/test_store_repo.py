@@ -75,6 +75,17 @@ def upload(
         )
 
 
+def _content_history(store: Store) -> None:
+    """SHA_A uploaded as file-old (then superseded by SHA_B's file-b at the same path) and as
+    file-current at another path, later."""
+    one = put(store, "one.jsonl")
+    upload(store, one.id, "file-old", now=T0)
+    put(store, "one.jsonl", sha256=SHA_B, reset_attempts=True)
+    upload(store, one.id, "file-b", sha256=SHA_B, now=at(1))  # file-old now superseded
+    two = put(store, "two.jsonl")
+    upload(store, two.id, "file-current", now=at(2))
+
+
 def local(store: Store, local_id: int) -> LocalFileRecord:
     with store.session() as s:
         record = repo.get_local_by_id(s, local_id)
@@ -524,12 +535,7 @@ class TestRemoteFiles:
 
     def test_find_live_remote_prefers_current_and_ignores_deleted(self, store: Store) -> None:
         """Lookup by content: not deleted, current before superseded, purpose must match."""
-        one = put(store, "one.jsonl")
-        upload(store, one.id, "file-old", now=T0)
-        put(store, "one.jsonl", sha256=SHA_B, reset_attempts=True)
-        upload(store, one.id, "file-b", sha256=SHA_B, now=at(1))  # file-old now superseded
-        two = put(store, "two.jsonl")
-        upload(store, two.id, "file-current", now=at(2))
+        _content_history(store)
         with store.session() as s:
             assert repo.find_live_remote_by_content(s, SHA_A, "batch") is None
             found = repo.find_live_remote_by_content(s, SHA_A, "fine-tune")
@@ -546,21 +552,16 @@ class TestRemoteFiles:
         """A scan batch looks its contents up at once: for each sha256 the same remote file as
         the one-by-one lookup (current first, then the newest; deleted and other purposes
         left out), and nothing for a content without one."""
-        one = put(store, "one.jsonl")
-        upload(store, one.id, "file-old", now=T0)
-        put(store, "one.jsonl", sha256=SHA_B, reset_attempts=True)
-        upload(store, one.id, "file-b", sha256=SHA_B, now=at(1))  # file-old now superseded
-        two = put(store, "two.jsonl")
-        upload(store, two.id, "file-current", now=at(2))
+        _content_history(store)
         unknown = "c" * 64
         with store.session() as s:
-            for purpose in ("fine-tune", "batch"):
-                found = repo.find_live_remotes_by_content(s, {SHA_A, SHA_B, unknown}, purpose)
-                single = {
-                    sha: repo.find_live_remote_by_content(s, sha, purpose)
-                    for sha in (SHA_A, SHA_B, unknown)
-                }
-                assert found == {sha: r for sha, r in single.items() if r is not None}
+            found = repo.find_live_remotes_by_content(s, {SHA_A, SHA_B, unknown}, "fine-tune")
+            assert {sha: r.file_id for sha, r in found.items()} == {
+                SHA_A: "file-current",
+                SHA_B: "file-b",
+            }
+            assert found[SHA_A] == repo.find_live_remote_by_content(s, SHA_A, "fine-tune")
+            assert repo.find_live_remotes_by_content(s, {SHA_A, SHA_B, unknown}, "batch") == {}
             current = repo.find_live_remotes_by_content(s, {SHA_A}, "fine-tune")[SHA_A]
             assert current.file_id == "file-current"
             repo.record_remote_deleted(s, "file-current", reason="retention", now=at(3))

@@ -26,7 +26,6 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from syncd import plan
@@ -115,18 +114,9 @@ _INSERT_LOCAL = insert(_T)
 
 @functools.cache
 def _insert_unless_present_statement(dialect: str) -> Any:
-    """The dialect's INSERT ... ON CONFLICT DO NOTHING RETURNING id, or None for others.
-
-    Built on first use: PostgreSQL's dialect package takes a third of a second to import, which
-    a SQLite store (and ``syncd status``) never needs.
-    """
-    if dialect == "sqlite":
-        return sqlite_insert(_T).on_conflict_do_nothing().returning(_T.c.id)
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert(_T).on_conflict_do_nothing().returning(_T.c.id)
-    return None
+    """The dialect's INSERT ... ON CONFLICT DO NOTHING RETURNING id, or None for others."""
+    insert_into = rows.dialect_insert(dialect, _T.name)
+    return None if insert_into is None else insert_into.on_conflict_do_nothing().returning(_T.c.id)
 
 
 def get_local(s: Session, folder: str, rel_path: str) -> LocalFileRecord | None:

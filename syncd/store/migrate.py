@@ -200,7 +200,7 @@ def _upgrade(engine: Engine, target: connect.DatabaseTarget, *, replay: bool) ->
             script = _fresh_script(connection, target, before) if not replay else None
             if script is not None:
                 fresh_schema.apply(connection, script, HEAD_REVISION)
-            else:
+            elif before != HEAD_REVISION:  # not migrated by another process meanwhile
                 head = _migrate(connection, target, before)
             if target.is_sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

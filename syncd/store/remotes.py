@@ -35,30 +35,6 @@ def get_remote(s: Session, file_id: str) -> RemoteFileRecord | None:
 
 
 _R = rows.REMOTE_TABLE
-_LIVE_BY_CONTENT = (
-    select(*rows.REMOTE_COLUMNS)
-    .where(
-        _R.c.sha256 == bindparam("b_sha256"),
-        _R.c.purpose == bindparam("b_purpose"),
-        _R.c.deleted_at.is_(None),
-    )
-    .order_by(
-        case((_R.c.superseded_at.is_(None), 0), else_=1),
-        _R.c.uploaded_at.desc(),
-        _R.c.file_id,
-    )
-    .limit(1)
-)
-
-
-def find_live_remote_by_content(s: Session, sha256: str, purpose: str) -> RemoteFileRecord | None:
-    """A not-deleted remote file with this content and purpose: current ones first, then the
-    most recently uploaded."""
-    s.flush()  # Core reads do not autoflush: let them see this session's pending changes
-    row = s.execute(_LIVE_BY_CONTENT, {"b_sha256": sha256, "b_purpose": purpose}).first()
-    return None if row is None else RemoteFileRecord(*row)
-
-
 _LIVE_BY_CONTENTS = (
     select(*rows.REMOTE_COLUMNS)
     .where(
@@ -75,12 +51,18 @@ _LIVE_BY_CONTENTS = (
 )
 
 
+def find_live_remote_by_content(s: Session, sha256: str, purpose: str) -> RemoteFileRecord | None:
+    """A not-deleted remote file with this content and purpose: current ones first, then the
+    most recently uploaded."""
+    return find_live_remotes_by_content(s, (sha256,), purpose).get(sha256)
+
+
 def find_live_remotes_by_content(
     s: Session, sha256s: Collection[str], purpose: str
 ) -> dict[str, RemoteFileRecord]:
     """:func:`find_live_remote_by_content` for many contents at once (one query per few
-    hundred): the same pick for each sha256 that has one."""
-    s.flush()
+    hundred): the pick for each sha256 that has one."""
+    s.flush()  # Core reads do not autoflush: let them see this session's pending changes
     found: dict[str, RemoteFileRecord] = {}
     for chunk in rows.chunked(sorted(sha256s)):
         result = s.execute(_LIVE_BY_CONTENTS, {"b_sha256s": list(chunk), "b_purpose": purpose})

@@ -35,6 +35,7 @@ __all__ = [
     "WriteTurns",
     "begin_write",
     "chunked",
+    "dialect_insert",
     "end_of_transaction",
     "forget_cached",
     "forgets_upload",
@@ -213,6 +214,26 @@ def end_of_transaction(s: Session) -> None:
         turns = s.info.get(TURNS)
         assert turns is not None
         turns.give_back()
+
+
+@functools.cache
+def dialect_insert(dialect: str, table: str) -> Any:
+    """The dialect's own INSERT into ``table`` (one that takes ``ON CONFLICT``), or None for a
+    dialect without one.
+
+    Built on first use: PostgreSQL's dialect package takes a third of a second to import, which
+    a SQLite store (and ``syncd status``) never needs.
+    """
+    target = tables.METADATA.tables[table]
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(target)
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(target)
+    return None
 
 
 def move_state(row: LocalFile, state: LocalState, now: datetime) -> None:

@@ -110,21 +110,14 @@ def _record_remote_statement(dialect: str) -> Any:
     """The dialect's INSERT of a remote file that, for an id recorded before, only makes it
     current again (ON CONFLICT DO UPDATE); None for others (then: look, insert or update).
 
-    One statement per upload instead of a look-up and an insert. Built on first use (the
-    PostgreSQL dialect package is slow to import, see :mod:`syncd.store.local_files`).
+    One statement per upload instead of a look-up and an insert.
     """
-    again = {"superseded_at": None}
-    if dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        return sqlite_insert(_R).on_conflict_do_update(index_elements=[_R.c.file_id], set_=again)
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-
-        return postgresql_insert(_R).on_conflict_do_update(
-            index_elements=[_R.c.file_id], set_=again
-        )
-    return None
+    insert_into = rows.dialect_insert(dialect, _R.name)
+    if insert_into is None:
+        return None
+    return insert_into.on_conflict_do_update(
+        index_elements=[_R.c.file_id], set_={"superseded_at": None}
+    )
 
 
 #: Which folders a query covers: all, one (``folder = ?``) or several (``folder IN (...)``).
