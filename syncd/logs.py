@@ -7,6 +7,7 @@ secret (the API key) or a signed URL's query string never reaches the output.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -122,8 +123,13 @@ class SecretRedactor:
     def redact_text(self, text: str) -> str:
         """``text`` with registered secrets, bearer tokens and signed query strings replaced."""
         for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        text = _SIGNED_QUERY.sub("?" + REDACTED, text)
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        # Each pattern only where it can match: every field of every line passes here.
+        if "?" in text:
+            text = _SIGNED_QUERY.sub("?" + REDACTED, text)
+        if _BEARER.search(text) is None:
+            return text
         return _BEARER.sub(rf"\1 {REDACTED}", text)
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
@@ -170,6 +176,7 @@ def _spellings(value: str) -> set[str]:
     return {form for form in forms if len(form) >= _MIN_SECRET_CHARS}
 
 
+@functools.lru_cache(maxsize=4096)  # a few dozen field names, asked on every line
 def _is_sensitive_key(key: str) -> bool:
     normal = key.lower().replace("-", "_")
     return normal in _SENSITIVE_KEYS or normal.endswith(_SENSITIVE_SUFFIXES)

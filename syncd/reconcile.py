@@ -55,8 +55,8 @@ _EMPTY_LISTING_WARNING = 10
 class ReconcileReport:
     """What one reconcile saw and did."""
 
-    listed: int = 0
-    """Files the remote listed (anyone's)."""
+    listed: int | None = None
+    """Files the remote listed (anyone's); None when it was not listed (nothing recorded)."""
     recorded: int = 0
     """Live remote files the store recorded before the listing started."""
     vanished: list[str] = field(default_factory=list)
@@ -90,6 +90,11 @@ def reconcile_remote(
     """
     report = ReconcileReport()
     started = clock()
+    with store.session() as s:
+        if not repo.any_live_remote(s, uploaded_before=started):
+            # Nothing recorded could have vanished: a first pass (or a store whose files were
+            # all deleted) needs no listing, and its uploads start one round trip sooner.
+            return report
     salt = os.urandom(16)  # a fresh key each time: see _id_key
     try:
         listed = _list_ids(files, page_size, salt)

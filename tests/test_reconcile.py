@@ -67,3 +67,52 @@ def test_the_listing_keeps_no_listed_id_and_still_finds_a_vanished_file(tmp_path
         store.dispose()
     assert remote.held_from_first_page == 0
     assert (report.listed, report.recorded, report.vanished) == (2500, 2501, ["file-gone"])
+
+
+class _CountingRemote(_Remote):
+    """A :class:`_Remote` that counts its listing requests."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__(ids)
+        self.listings = 0
+
+    def list(self, *, page: int, page_size: int) -> SimpleNamespace:
+        self.listings += 1
+        return super().list(page=page, page_size=page_size)
+
+
+def test_nothing_recorded_live_means_no_listing_and_one_recorded_file_lists(
+    tmp_path: Path,
+) -> None:
+    """A first pass has no recorded file that could have vanished: it sends no listing (its
+    uploads start a round trip sooner); deleted files do not count; one live file does."""
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    insert = text(
+        "INSERT INTO remote_files (file_id, purpose, filename, bytes, sha256, created_at, "
+        "uploaded_at, folder, rel_path, deleted_at) VALUES "
+        "(:id, 'fine-tune', :id, 1, :sha, :at, :at, '/data', :id, :deleted)"
+    )
+
+    def reconcile() -> tuple[int, int | None]:
+        remote = _CountingRemote(["file-a"])
+        report = reconcile_remote(
+            store, cast(Files, remote), clock=lambda: datetime(2026, 1, 2, tzinfo=UTC)
+        )
+        return remote.listings, report.listed
+
+    try:
+        empty = reconcile()
+        with store.connection() as c:
+            c.execute(
+                insert,
+                {"id": "file-old", "sha": "b" * 64, "at": _RECORDED_AT, "deleted": _RECORDED_AT},
+            )
+        only_deleted = reconcile()
+        with store.connection() as c:
+            c.execute(
+                insert, {"id": "file-a", "sha": "a" * 64, "at": _RECORDED_AT, "deleted": None}
+            )
+        one_live = reconcile()
+    finally:
+        store.dispose()
+    assert (empty, only_deleted, one_live) == ((0, None), (0, None), (1, 1))

@@ -143,7 +143,8 @@ class Requester:
     def _send(
         self, request: httpx.Request, *, stream: bool, body_sent: Callable[[], bool]
     ) -> httpx.Response:
-        url = str(request.url.copy_with(query=None))
+        # Named without its query (a signed URL's is a credential); most requests have none.
+        url = str(request.url.copy_with(query=None) if request.url.query else request.url)
         watch = self.liveness.watch(f"{request.method} {url}")
         paced = self._bodies.get(request)
         if paced is not None:

@@ -7,8 +7,14 @@ which keeps a run that has little to do short.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
+import logging
+import os
+import sys
+import threading
+from typing import NoReturn
 
 import click
 
@@ -172,4 +178,40 @@ def cli(ctx: click.Context, config_path: str) -> None:
 
 
 def main() -> None:
-    cli()
+    """The ``syncd`` program: run the command, then exit without tearing the interpreter down.
+
+    When a command returns its work is done: state committed, output printed, its threads
+    stopped. Python's own exit would then free every object of ~600 imported modules, about
+    0.2 s of CPU (a fifth of an empty ``syncd sync``) that nobody waits for on purpose. So once
+    the streams are flushed the process ends at once (``os._exit``), unless a thread that is
+    not a daemon is still running: then Python's exit waits for it as usual. Tests run ``cli``
+    in their own process and keep the ordinary exit.
+    """
+    try:
+        cli()
+        status: str | int | None = 0
+    except SystemExit as exc:
+        status = exc.code
+    _exit_now(status)
+
+
+def _exit_now(status: str | int | None) -> NoReturn:
+    """End the process with ``status`` as ``sys.exit`` would; see :func:`main`."""
+    if any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
+        sys.exit(status)
+    if status is None:
+        code = 0
+    elif isinstance(status, int):
+        code = status
+    else:
+        print(status, file=sys.stderr)  # sys.exit("message") prints it and fails
+        code = 1
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)

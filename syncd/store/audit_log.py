@@ -8,17 +8,25 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from syncd.store import rows
+from syncd.store.prepared import Prepared
 from syncd.store.records import AuditRecord
 from syncd.store.schema import AuditEntry, Meta, RemoteFile
 
 __all__ = ["audit", "audit_entries", "audit_remote", "get_meta", "set_meta"]
 
 assert isinstance(AuditEntry.__table__, Table)
-_INSERT = insert(AuditEntry.__table__)
+_AUDIT = AuditEntry.__table__
+_COLUMNS = ("at", "action", "folder", "rel_path", "sha256", "file_id", "bytes", "detail")
+#: Runs once per upload: prepared (see :mod:`syncd.store.prepared`).
+_INSERT = Prepared(
+    insert(_AUDIT).values(
+        {name: bindparam(f"v_{name}", type_=_AUDIT.c[name].type) for name in _COLUMNS}
+    )
+)
 
 
 def audit(
@@ -37,17 +45,17 @@ def audit(
     rename | give_up | vanished_from_remote | ... (free text, kept short)."""
     # A Core insert: one line per upload, and the ORM's unit of work would cost several times
     # the statement itself.
-    s.execute(
-        _INSERT,
+    _INSERT.run(
+        s,
         {
-            "at": now,
-            "action": action,
-            "folder": folder,
-            "rel_path": rel_path,
-            "sha256": sha256,
-            "file_id": file_id,
-            "bytes": bytes,
-            "detail": detail,
+            "v_at": now,
+            "v_action": action,
+            "v_folder": folder,
+            "v_rel_path": rel_path,
+            "v_sha256": sha256,
+            "v_file_id": file_id,
+            "v_bytes": bytes,
+            "v_detail": detail,
         },
     )
 

@@ -32,6 +32,7 @@ from syncd import plan
 from syncd.domain import FileStat, LocalState
 from syncd.errors import StoreError
 from syncd.store import audit_log, rows
+from syncd.store.prepared import Prepared
 from syncd.store.records import LocalFileRecord
 from syncd.store.schema import LocalFile
 
@@ -106,17 +107,48 @@ _KEY_ORDER_BY_DIALECT = {
 _KEY_ORDER_DEFAULT = _KEY_ORDER_BY_DIALECT["sqlite"]
 #: Read for a write: on PostgreSQL the row stays locked until the transaction ends, so another
 #: node's claim of it waits instead of being overwritten by a verdict read before it.
-_BY_PATH_FOR_UPDATE = _BY_PATH.with_for_update()
+_BY_PATH_FOR_UPDATE = Prepared(_BY_PATH.with_for_update())
 #: A new row, unless another node (or thread) inserted the same path first: then nothing is
 #: inserted and the row is updated like any stored one.
 _INSERT_LOCAL = insert(_T)
 
 
+#: The columns a new row is inserted with (the others take their defaults).
+_NEW_ROW_COLUMNS = (
+    "folder",
+    "rel_path",
+    "purpose",
+    "size",
+    "mtime_ns",
+    "inode",
+    "ctime_ns",
+    "racy",
+    "sha256",
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "last_error",
+    "remote_file_id",
+    "intent_started_at",
+    "intent_filename",
+    "first_seen_at",
+    "updated_at",
+    "state_changed_at",
+    "warnings",
+)
+
+
 @functools.cache
-def _insert_unless_present_statement(dialect: str) -> Any:
-    """The dialect's INSERT ... ON CONFLICT DO NOTHING RETURNING id, or None for others."""
+def _insert_unless_present_statement(dialect: str) -> Prepared | None:
+    """The dialect's INSERT ... ON CONFLICT DO NOTHING RETURNING id, or None for others.
+
+    Its parameters are the columns prefixed ``v_``: a scan of new files runs it once per file.
+    """
     insert_into = rows.dialect_insert(dialect, _T.name)
-    return None if insert_into is None else insert_into.on_conflict_do_nothing().returning(_T.c.id)
+    if insert_into is None:
+        return None
+    values = {name: bindparam(f"v_{name}", type_=_T.c[name].type) for name in _NEW_ROW_COLUMNS}
+    return Prepared(insert_into.values(values).on_conflict_do_nothing().returning(_T.c.id))
 
 
 def get_local(s: Session, folder: str, rel_path: str) -> LocalFileRecord | None:
@@ -146,12 +178,14 @@ def lock_local(s: Session, local_id: int) -> LocalFileRecord | None:
     """
     s.flush()
     rows.begin_write(s)
-    row = s.execute(_LOCK_BY_ID, {"b_id": local_id}).one_or_none()
+    row = _LOCK_BY_ID.first(s, {"b_id": local_id})
     return None if row is None else LocalFileRecord(*row)
 
 
 #: Prebuilt: an upload's outcome reads its row this way once per file.
-_LOCK_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id")).with_for_update()
+_LOCK_BY_ID = Prepared(
+    select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id")).with_for_update()
+)
 
 
 def get_local_by_id(s: Session, local_id: int) -> LocalFileRecord | None:
@@ -225,8 +259,9 @@ def _insert_unless_present(s: Session, values: dict[str, Any]) -> int | None:
         (local_id,) = result.inserted_primary_key or (None,)
         assert isinstance(local_id, int)
         return local_id
-    inserted = s.execute(statement, values).scalar()
-    return None if inserted is None else int(inserted)
+    assert len(values) == len(_NEW_ROW_COLUMNS), "a new row names every column of the insert"
+    inserted = statement.first(s, {f"v_{name}": values[name] for name in _NEW_ROW_COLUMNS})
+    return None if inserted is None else int(inserted[0])
 
 
 def upsert_local(
@@ -264,7 +299,7 @@ def upsert_local(
     s.flush()
     rows.begin_write(s)
     key = {"b_folder": folder, "b_rel_path": rel_path}
-    stored = None if seen_new else s.execute(_BY_PATH_FOR_UPDATE, key).one_or_none()
+    stored = None if seen_new else _BY_PATH_FOR_UPDATE.first(s, key)
     if stored is None:
         values: dict[str, Any] = {
             "folder": folder,
@@ -291,7 +326,8 @@ def upsert_local(
         local_id = _insert_unless_present(s, values)
         if local_id is not None:
             return LocalFileRecord(id=local_id, **values)
-        stored = s.execute(_BY_PATH_FOR_UPDATE, key).one()
+        stored = _BY_PATH_FOR_UPDATE.first(s, key)
+        assert stored is not None, "the row the insert conflicted with is there"
     record = LocalFileRecord(*stored)
     if (
         keep_settled

@@ -42,6 +42,14 @@ def live_remote_ids(s: Session, *, uploaded_before: datetime) -> Iterator[str]:
         yield from ids
 
 
+def any_live_remote(s: Session, *, uploaded_before: datetime) -> bool:
+    """Whether :func:`live_remote_ids` would name any file (one indexed row read at most)."""
+    query = select(RemoteFile.file_id).where(
+        RemoteFile.deleted_at.is_(None), RemoteFile.uploaded_at < uploaded_before
+    )
+    return s.execute(query.limit(1)).first() is not None
+
+
 def record_vanished(s: Session, file_id: str, *, now: datetime) -> int:
     """Record that the live remote file ``file_id`` is gone from the remote, not by syncd.
 

@@ -43,7 +43,12 @@ from syncd.store.local_files import (
     upsert_local,
 )
 from syncd.store.rejudge import rejudge_if_settings_changed, rejudge_quarantined
-from syncd.store.remote_reconcile import VANISHED_REASON, live_remote_ids, record_vanished
+from syncd.store.remote_reconcile import (
+    VANISHED_REASON,
+    any_live_remote,
+    live_remote_ids,
+    record_vanished,
+)
 from syncd.store.remotes import (
     find_live_remote_by_content,
     find_live_remotes_by_content,
@@ -69,6 +74,7 @@ __all__ = [
     "Fingerprint",
     "adopt_legacy_folder_keys",
     "aged_remote_files",
+    "any_live_remote",
     "audit",
     "audit_entries",
     "claim_due_uploads",

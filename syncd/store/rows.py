@@ -15,12 +15,13 @@ from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import TextClause, Update, bindparam, text, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.orm import Mapper, Session, class_mapper
 
 from syncd.domain import LocalState
 from syncd.errors import StoreError
 from syncd.store import tables
+from syncd.store.prepared import Prepared
 from syncd.store.records import AuditRecord, LocalFileRecord, RemoteFileRecord
 from syncd.store.schema import AuditEntry, LocalFile, RemoteFile
 
@@ -63,7 +64,7 @@ _INTENT_STATES = frozenset({LocalState.PENDING, LocalState.UPLOADING})
 _SENDING_STATES = frozenset({LocalState.PENDING, LocalState.UPLOADING, LocalState.FAILED})
 
 #: A write that touches nothing: SQLite starts a write transaction for it (see begin_write).
-_WRITE_LOCK: TextClause = text("UPDATE local_files SET id = id WHERE 0")
+_WRITE_LOCK = Prepared(text("UPDATE local_files SET id = id WHERE 0"))
 
 #: Bound parameters per ``IN (...)``: far below every backend's limit.
 _CHUNK = 500
@@ -160,7 +161,7 @@ def begin_write(s: Session) -> None:
         return  # this transaction took the write lock already
     if s.get_bind().dialect.name == "sqlite":
         take_write_turn(s)
-        s.execute(_WRITE_LOCK)
+        _WRITE_LOCK.run(s, {})
         s.info[_WRITING] = s.get_transaction()
 
 
@@ -243,8 +244,8 @@ def move_state(row: LocalFile, state: LocalState, now: datetime) -> None:
 
 
 @functools.cache
-def _local_update(columns: frozenset[str]) -> Update:
-    return (
+def _local_update(columns: frozenset[str]) -> Prepared:
+    return Prepared(
         update(LOCAL_TABLE)
         .where(LOCAL_TABLE.c.id == bindparam("b_id"))
         .values({name: bindparam(f"v_{name}", type_=LOCAL_TABLE.c[name].type) for name in columns})
@@ -259,7 +260,7 @@ def update_local(s: Session, local_id: int, changes: dict[str, Any]) -> None:
     """
     params = {f"v_{name}": value for name, value in changes.items()}
     params["b_id"] = local_id
-    s.execute(_local_update(frozenset(changes)), params)
+    _local_update(frozenset(changes)).run(s, params)
     forget_cached(s, LocalFile, local_id)
 
 

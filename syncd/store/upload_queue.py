@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BindParameter,
-    CompoundSelect,
     CursorResult,
     Select,
     Text,
@@ -36,6 +35,7 @@ from sqlalchemy.orm import Session
 from syncd.domain import LocalState
 from syncd.errors import StoreError
 from syncd.store import audit_log, remotes, rows
+from syncd.store.prepared import Prepared
 from syncd.store.records import LocalFileRecord, RemoteFileRecord
 from syncd.store.schema import LocalFile, RemoteFile, UTCDateTime
 
@@ -84,16 +84,19 @@ _CLAIM = (
 )
 #: The claim and the claimed row in one statement where the database can (SQLite 3.35+,
 #: PostgreSQL); elsewhere the row is read after the claim.
-_CLAIM_RETURNING = _CLAIM.returning(*rows.LOCAL_COLUMNS)
+_CLAIM_RETURNING = Prepared(_CLAIM.returning(*rows.LOCAL_COLUMNS))
 #: PostgreSQL, where several nodes claim from one queue: a row another node is claiming right
 #: now (its row lock held) is skipped at once instead of waited for (``FOR UPDATE SKIP
 #: LOCKED``, as Procrastinate, River and Oban claim jobs); the next due row is tried instead.
-_CLAIM_SKIP_LOCKED = _CLAIM.where(
-    _T.c.id.in_(
-        select(_T.c.id).where(_T.c.id == bindparam("b_id")).with_for_update(skip_locked=True)
-    )
-).returning(*rows.LOCAL_COLUMNS)
-_ROW_BY_ID = select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id"))
+_CLAIM_SKIP_LOCKED = Prepared(
+    _CLAIM.where(
+        _T.c.id.in_(
+            select(_T.c.id).where(_T.c.id == bindparam("b_id")).with_for_update(skip_locked=True)
+        )
+    ).returning(*rows.LOCAL_COLUMNS)
+)
+_CLAIM_COUNTED = Prepared(_CLAIM)
+_ROW_BY_ID = Prepared(select(*rows.LOCAL_COLUMNS).where(_T.c.id == bindparam("b_id")))
 _UPLOAD_TARGET = (
     select(_T.c.folder, _T.c.rel_path, _T.c.sha256, _T.c.state, _T.c.remote_file_id)
     .where(_T.c.id == bindparam("b_id"))
@@ -105,18 +108,36 @@ _INSERT_REMOTE = insert(_R)
 _UNSUPERSEDE = update(_R).where(_R.c.file_id == bindparam("b_file_id")).values(superseded_at=None)
 
 
+_REMOTE_COLUMNS = (
+    "file_id",
+    "purpose",
+    "filename",
+    "bytes",
+    "sha256",
+    "created_at",
+    "uploaded_at",
+    "local_file_id",
+    "folder",
+    "rel_path",
+)
+
+
 @functools.cache
-def _record_remote_statement(dialect: str) -> Any:
+def _record_remote_statement(dialect: str) -> Prepared | None:
     """The dialect's INSERT of a remote file that, for an id recorded before, only makes it
     current again (ON CONFLICT DO UPDATE); None for others (then: look, insert or update).
 
-    One statement per upload instead of a look-up and an insert.
+    One statement per upload instead of a look-up and an insert; its parameters are the
+    columns prefixed ``v_``.
     """
     insert_into = rows.dialect_insert(dialect, _R.name)
     if insert_into is None:
         return None
-    return insert_into.on_conflict_do_update(
-        index_elements=[_R.c.file_id], set_={"superseded_at": None}
+    values = {name: bindparam(f"v_{name}", type_=_R.c[name].type) for name in _REMOTE_COLUMNS}
+    return Prepared(
+        insert_into.values(values).on_conflict_do_update(
+            index_elements=[_R.c.file_id], set_={"superseded_at": None}
+        )
     )
 
 
@@ -143,7 +164,7 @@ def _in_scope(query: Select[Any], scope: _Scope) -> Select[Any]:
 
 
 @functools.cache
-def _due_query(scope: _Scope, *, tried: bool) -> CompoundSelect[Any]:
+def _due_query(scope: _Scope, *, tried: bool) -> Prepared:
     """Due rows as ``(due at, id, rel_path)``: the first of each kind, in one statement."""
     never = _in_scope(
         select(_T.c.state_changed_at.label("due"), _T.c.id, _T.c.rel_path).where(_NEVER_TRIED),
@@ -162,7 +183,7 @@ def _due_query(scope: _Scope, *, tried: bool) -> CompoundSelect[Any]:
         never.order_by(_T.c.state_changed_at, _T.c.id).limit(_LIMIT).subquery(),
         retry.order_by(_T.c.next_attempt_at, _T.c.id).limit(_LIMIT).subquery(),
     )
-    return union_all(*(select(*part.c) for part in firsts))
+    return Prepared(union_all(*(select(*part.c) for part in firsts)))
 
 
 @functools.cache
@@ -206,7 +227,7 @@ def claim_due_uploads(
         if tried:
             params["b_tried"] = list(tried)
         candidates = sorted(
-            (tuple(row) for row in s.execute(_due_query(scope, tried=bool(tried)), params)),
+            _due_query(scope, tried=bool(tried)).rows(s, params),
             key=lambda row: (row[0], row[1]),
         )[:wanted]
         if not candidates:
@@ -231,16 +252,16 @@ def _claim_one(
     rows.forget_cached(s, LocalFile, local_id)
     dialect = s.get_bind().dialect
     if dialect.name == "postgresql":
-        row = s.execute(_CLAIM_SKIP_LOCKED, params).first()
+        row = _CLAIM_SKIP_LOCKED.first(s, params)
         return None if row is None else LocalFileRecord(*row)
     if dialect.update_returning:
-        row = s.execute(_CLAIM_RETURNING, params).first()
+        row = _CLAIM_RETURNING.first(s, params)
         return None if row is None else LocalFileRecord(*row)
-    result = s.execute(_CLAIM, params)
-    assert isinstance(result, CursorResult)
-    if result.rowcount != 1:
+    if _CLAIM_COUNTED.run(s, params) != 1:
         return None
-    return LocalFileRecord(*s.execute(_ROW_BY_ID, {"b_id": local_id}).one())
+    row = _ROW_BY_ID.first(s, {"b_id": local_id})
+    assert row is not None, "a row just claimed is there"
+    return LocalFileRecord(*row)
 
 
 def inflight_uploads(s: Session) -> list[LocalFileRecord]:
@@ -330,7 +351,7 @@ def record_upload(
     }
     upsert = _record_remote_statement(s.get_bind().dialect.name)
     if upsert is not None:
-        s.execute(upsert, remote)
+        upsert.run(s, {f"v_{name}": value for name, value in remote.items()})
     elif s.execute(_REMOTE_EXISTS, {"b_file_id": file_id}).first() is None:
         s.execute(_INSERT_REMOTE, remote)
     else:
