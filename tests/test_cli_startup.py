@@ -15,12 +15,13 @@ import click
 from syncd.cli import _COMMANDS, SHORT_HELP, cli
 from tests.configs import FolderSetup, write_chat_file, write_config
 
+# ``cli``, not ``main``: main ends the process at once (syncd.cli._exit_now), before the print.
 _PROBE = """
 import json, sys
-from syncd.cli import main
+from syncd.cli import cli
 sys.argv = ["syncd", *json.loads(sys.argv[1])]
 try:
-    main()
+    cli()
 except SystemExit:
     pass
 print(json.dumps(sorted(sys.modules)), file=sys.stderr)
@@ -125,3 +126,31 @@ def test_the_daemon_loads_the_status_pages_stack_only_for_a_listener() -> None:
     before, after = json.loads(shown)
     assert before == []
     assert {"starlette", "uvicorn", "jinja2", "syncd.web.app", "syncd.web.server"} <= set(after)
+
+
+def _exit_probe(body: str) -> subprocess.CompletedProcess[str]:
+    """Run ``body`` (which ends in ``_exit_now``) in a fresh interpreter."""
+    probe = "import sys, threading, time\nfrom syncd.cli import _exit_now\n" + body
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_the_quick_exit_flushes_output_and_keeps_sys_exit_semantics(tmp_path: Path) -> None:
+    """syncd leaves without the interpreter's teardown once a command is done: what it wrote
+    still arrives (even without a newline, into a pipe), a status is the exit code, a message
+    goes to stderr with status 1, and a thread that is not a daemon is still waited for."""
+    written = _exit_probe("sys.stdout.write('report, no newline'); _exit_now(3)")
+    message = _exit_probe("_exit_now('error: it went wrong')")
+    marker = tmp_path / "thread-finished"
+    waited = _exit_probe(
+        "def late():\n"
+        "    time.sleep(0.3)\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "threading.Thread(target=late).start()\n"
+        "_exit_now(0)"
+    )
+    assert (written.returncode, written.stdout) == (3, "report, no newline")
+    assert (message.returncode, message.stderr.strip()) == (1, "error: it went wrong")
+    assert waited.returncode == 0
+    assert marker.exists()

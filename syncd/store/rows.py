@@ -266,6 +266,8 @@ def update_local(s: Session, local_id: int, changes: dict[str, Any]) -> None:
 
 def forget_cached(s: Session, model: type[LocalFile] | type[RemoteFile], ident: object) -> None:
     """Expire the session's ORM copy of a row a Core statement just changed, if it holds one."""
+    if not s.identity_map:
+        return  # the hot paths load no ORM rows: nothing to look up
     mapper: Mapper[Any] = class_mapper(model)
     cached = s.identity_map.get(mapper.identity_key_from_primary_key((ident,)))
     if cached is not None:
