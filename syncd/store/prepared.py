@@ -28,7 +28,7 @@ from typing import Any
 
 from sqlalchemy import ClauseElement, Executable
 from sqlalchemy.engine import Connection, Dialect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -57,7 +57,14 @@ class _Form:
             value = given.get(name, default)
             if value is _REQUIRED:
                 raise KeyError(f"statement parameter {name!r} not given: {self.sql[:60]}")
-            values[name] = value if process is None or value is None else process(value)
+            if process is not None and value is not None:
+                try:
+                    value = process(value)
+                except Exception as exc:
+                    # As SQLAlchemy reports a value its type refuses (a naive datetime...).
+                    kind = f"{type(exc).__module__}.{type(exc).__name__}"
+                    raise StatementError(f"({kind}) {exc}", self.sql, None, exc) from exc
+            values[name] = value
         if self.order is None:
             return values
         return tuple(values[name] for name in self.order)
