@@ -111,6 +111,7 @@ class Mistral:
             max_retries=max_retries,
             retry_policy=retry_policy,
             sleep=sleep,
+            owns_http=self._owns_http,
         )
         self.files = Files(self._requester)
         """The Files API: upload, list, iter_all, find_upload, retrieve, delete, download, ..."""
