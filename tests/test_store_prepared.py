@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, StatementError
 
 from syncd.domain import LocalState
 from syncd.errors import StoreError
-from syncd.store import Store, open_store
+from syncd.store import Store, open_store, rows
 from syncd.store.prepared import Prepared
 from syncd.store.tables import LOCAL_FILES
 
@@ -37,9 +37,7 @@ _COLUMNS = (
     "updated_at",
     "state_changed_at",
 )
-_INSERT = insert(_T).values(
-    {name: bindparam(f"v_{name}", type_=_T.c[name].type) for name in _COLUMNS}
-)
+_INSERT = insert(_T).values(rows.column_binds(_T, _COLUMNS))
 _READ = select(_T.c.state, _T.c.racy, _T.c.next_attempt_at, _T.c.first_seen_at).where(
     _T.c.rel_path == bindparam("b_path")
 )
@@ -71,7 +69,7 @@ def _row(path: str, **changes: Any) -> dict[str, Any]:
         "state_changed_at": _T0 + timedelta(microseconds=7),
     }
     values.update(changes)
-    return {f"v_{name}": value for name, value in values.items()}
+    return rows.column_params(values)
 
 
 def test_values_round_trip_as_through_sqlalchemy(prepared_store: Store) -> None:

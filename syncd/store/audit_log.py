@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
 from syncd.store import rows
@@ -22,11 +22,7 @@ assert isinstance(AuditEntry.__table__, Table)
 _AUDIT = AuditEntry.__table__
 _COLUMNS = ("at", "action", "folder", "rel_path", "sha256", "file_id", "bytes", "detail")
 #: Runs once per upload: prepared (see :mod:`syncd.store.prepared`).
-_INSERT = Prepared(
-    insert(_AUDIT).values(
-        {name: bindparam(f"v_{name}", type_=_AUDIT.c[name].type) for name in _COLUMNS}
-    )
-)
+_INSERT = Prepared(insert(_AUDIT).values(rows.column_binds(_AUDIT, _COLUMNS)))
 
 
 def audit(
@@ -47,16 +43,18 @@ def audit(
     # the statement itself.
     _INSERT.run(
         s,
-        {
-            "v_at": now,
-            "v_action": action,
-            "v_folder": folder,
-            "v_rel_path": rel_path,
-            "v_sha256": sha256,
-            "v_file_id": file_id,
-            "v_bytes": bytes,
-            "v_detail": detail,
-        },
+        rows.column_params(
+            {
+                "at": now,
+                "action": action,
+                "folder": folder,
+                "rel_path": rel_path,
+                "sha256": sha256,
+                "file_id": file_id,
+                "bytes": bytes,
+                "detail": detail,
+            }
+        ),
     )
 
 

@@ -147,7 +147,7 @@ def _insert_unless_present_statement(dialect: str) -> Prepared | None:
     insert_into = rows.dialect_insert(dialect, _T.name)
     if insert_into is None:
         return None
-    values = {name: bindparam(f"v_{name}", type_=_T.c[name].type) for name in _NEW_ROW_COLUMNS}
+    values = rows.column_binds(_T, _NEW_ROW_COLUMNS)
     return Prepared(insert_into.values(values).on_conflict_do_nothing().returning(_T.c.id))
 
 
@@ -260,7 +260,7 @@ def _insert_unless_present(s: Session, values: dict[str, Any]) -> int | None:
         assert isinstance(local_id, int)
         return local_id
     assert len(values) == len(_NEW_ROW_COLUMNS), "a new row names every column of the insert"
-    inserted = statement.first(s, {f"v_{name}": values[name] for name in _NEW_ROW_COLUMNS})
+    inserted = statement.first(s, rows.column_params(values))
     return None if inserted is None else int(inserted[0])
 
 

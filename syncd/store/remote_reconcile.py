@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from syncd.domain import LocalState
 from syncd.store import audit_log, rows
 from syncd.store.schema import LocalFile, RemoteFile
 
-__all__ = ["VANISHED_REASON", "live_remote_ids", "record_vanished"]
+__all__ = ["VANISHED_REASON", "any_live_remote", "live_remote_ids", "record_vanished"]
 
 #: Ids read at a time by :func:`live_remote_ids`.
 _BATCH_ROWS = 1000
@@ -34,20 +34,21 @@ def live_remote_ids(s: Session, *, uploaded_before: datetime) -> Iterator[str]:
     without being gone, so they are left out. Read in batches as the caller goes (inside the
     session): a set of 100,000 ids, built at once, left its mark on the daemon's idle RSS.
     """
-    query = select(RemoteFile.file_id).where(
-        RemoteFile.deleted_at.is_(None), RemoteFile.uploaded_at < uploaded_before
-    )
+    query = _live_before(uploaded_before)
     # Closed however the caller stops: an abandoned cursor must not hold its read snapshot.
     with s.scalars(query, execution_options={"yield_per": _BATCH_ROWS}) as ids:
         yield from ids
 
 
 def any_live_remote(s: Session, *, uploaded_before: datetime) -> bool:
-    """Whether :func:`live_remote_ids` would name any file (one indexed row read at most)."""
-    query = select(RemoteFile.file_id).where(
+    """Whether :func:`live_remote_ids` would name any file (the read stops at the first)."""
+    return s.execute(_live_before(uploaded_before).limit(1)).first() is not None
+
+
+def _live_before(uploaded_before: datetime) -> Select[str]:
+    return select(RemoteFile.file_id).where(
         RemoteFile.deleted_at.is_(None), RemoteFile.uploaded_at < uploaded_before
     )
-    return s.execute(query.limit(1)).first() is not None
 
 
 def record_vanished(s: Session, file_id: str, *, now: datetime) -> int:

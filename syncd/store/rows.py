@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, text, update
+from sqlalchemy import BindParameter, Table, bindparam, text, update
 from sqlalchemy.orm import Mapper, Session, class_mapper
 
 from syncd.domain import LocalState
@@ -36,6 +36,8 @@ __all__ = [
     "WriteTurns",
     "begin_write",
     "chunked",
+    "column_binds",
+    "column_params",
     "dialect_insert",
     "end_of_transaction",
     "forget_cached",
@@ -243,12 +245,24 @@ def move_state(row: LocalFile, state: LocalState, now: datetime) -> None:
         setattr(row, name, value)
 
 
+def column_binds(table: Table, columns: Iterable[str]) -> dict[str, BindParameter[Any]]:
+    """The values of a prebuilt INSERT or UPDATE setting ``columns``: each column's parameter,
+    named ``v_<column>`` (a parameter may not share its column's name) and typed as the column;
+    :func:`column_params` names the values to run it with."""
+    return {name: bindparam(f"v_{name}", type_=table.c[name].type) for name in columns}
+
+
+def column_params(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` (column -> value) as the parameters of :func:`column_binds`."""
+    return {f"v_{name}": value for name, value in values.items()}
+
+
 @functools.cache
 def _local_update(columns: frozenset[str]) -> Prepared:
     return Prepared(
         update(LOCAL_TABLE)
         .where(LOCAL_TABLE.c.id == bindparam("b_id"))
-        .values({name: bindparam(f"v_{name}", type_=LOCAL_TABLE.c[name].type) for name in columns})
+        .values(column_binds(LOCAL_TABLE, columns))
     )
 
 
@@ -258,7 +272,7 @@ def update_local(s: Session, local_id: int, changes: dict[str, Any]) -> None:
     Statements are cached per set of columns: building an UPDATE costs more than running it.
     The session's ORM copy of the row, if any, is expired.
     """
-    params = {f"v_{name}": value for name, value in changes.items()}
+    params = column_params(changes)
     params["b_id"] = local_id
     _local_update(frozenset(changes)).run(s, params)
     forget_cached(s, LocalFile, local_id)

@@ -133,7 +133,7 @@ def _record_remote_statement(dialect: str) -> Prepared | None:
     insert_into = rows.dialect_insert(dialect, _R.name)
     if insert_into is None:
         return None
-    values = {name: bindparam(f"v_{name}", type_=_R.c[name].type) for name in _REMOTE_COLUMNS}
+    values = rows.column_binds(_R, _REMOTE_COLUMNS)
     return Prepared(
         insert_into.values(values).on_conflict_do_update(
             index_elements=[_R.c.file_id], set_={"superseded_at": None}
@@ -351,7 +351,7 @@ def record_upload(
     }
     upsert = _record_remote_statement(s.get_bind().dialect.name)
     if upsert is not None:
-        upsert.run(s, {f"v_{name}": value for name, value in remote.items()})
+        upsert.run(s, rows.column_params(remote))
     elif s.execute(_REMOTE_EXISTS, {"b_file_id": file_id}).first() is None:
         s.execute(_INSERT_REMOTE, remote)
     else:
