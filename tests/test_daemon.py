@@ -16,6 +16,7 @@ from syncd.emulator import EmulatorServer
 from tests.configs import FolderSetup, chat_line, write_chat_file, write_config
 from tests.conftest import StartDaemon
 from tests.daemon_process import NotifySocket, db_states, remote_names
+from tests.reliability_checks import query, state_db
 from tests.support import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -179,6 +180,15 @@ def test_sigterm_keeps_pending_work_and_the_next_start_resumes_it(
     assert set(states) == {f"f{i:02}.jsonl" for i in range(12)}
     assert "pending" in states.values(), states
     uploaded_before = sorted(p for p, s in states.items() if s == "uploaded")
+    # No claim is left behind: the row the worker held in reserve (claimed with the first
+    # upload's record, to be sent next) went back unsent, its attempt given back, no intent.
+    unsent = query(
+        state_db(tmp_path),
+        "SELECT rel_path, state, attempts, intent_started_at FROM local_files"
+        " WHERE state != 'uploaded'",
+    )
+    assert unsent and all(row[1:] == ("pending", 0, None) for row in unsent), unsent
+    assert remote_names(emulator, api_key) == uploaded_before
 
     emulator.set_faults(latency_ms=0)
     again = start_daemon(config)

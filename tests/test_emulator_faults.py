@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 
@@ -9,6 +10,7 @@ import httpx
 import pytest
 
 from syncd.emulator import EmulatorServer
+from tests.support import wait_until
 
 CHAT = b'{"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}\n'
 
@@ -98,6 +100,26 @@ def test_latency_delays_api_requests_only(make_emulator: Make, api_key: str) -> 
     started = time.monotonic()
     assert httpx.get(server.url + "/_emulator/stats", headers=auth(api_key)).status_code == 200
     assert time.monotonic() - started < 0.3
+
+
+def test_latency_is_the_time_to_the_answer_with_the_work_inside_it(
+    make_emulator: Make, api_key: str
+) -> None:
+    """An upload is stored as it arrives and answered once the latency has passed since then:
+    the emulator's own work is part of the latency, not added to it (eight clients at a time
+    would otherwise queue on the emulator's one event loop after every delay)."""
+    server = make_emulator(latency_ms=1500)
+    answered: list[httpx.Response] = []
+    started = time.monotonic()
+    sender = threading.Thread(target=lambda: answered.append(upload(server, api_key)))
+    sender.start()
+    wait_until(lambda: server.stats()["uploads"] == 1, timeout=5)
+    stored_after = time.monotonic() - started
+    sender.join(timeout=10)
+    took = time.monotonic() - started
+    assert stored_after < 1.0, "the upload waited for the latency before it was handled"
+    assert answered and answered[0].status_code == 200
+    assert took >= 1.5
 
 
 def test_seeded_faults_repeat(make_emulator: Make, api_key: str) -> None:

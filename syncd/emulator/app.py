@@ -42,7 +42,12 @@ from syncd.emulator.params import (
 from syncd.emulator.signing import SIGNED_PATH, UrlSigner
 from syncd.emulator.state import FileStore, ListQuery, NewFile, StoredFile
 from syncd.emulator.stats import EmulatorStats
-from syncd.emulator.uploads import MalformedUploadError, UploadTooLargeError, receive_upload
+from syncd.emulator.uploads import (
+    INLINE_BYTES,
+    MalformedUploadError,
+    UploadTooLargeError,
+    receive_upload,
+)
 from syncd.emulator.validation import (
     ContentRejectedError,
     check_mimetype,
@@ -112,6 +117,7 @@ class _FilesApi:
                 request.headers.get("content-type"),
                 dest,
                 self._options.max_upload_bytes,
+                declared_bytes=_content_length(request),
             )
         except ClientDisconnect:
             return Response(status_code=400)  # nobody is left to read it
@@ -159,7 +165,10 @@ class _FilesApi:
             return self._store.commit(received.path, new, dedupe=self._options.dedupe)
 
         try:
-            stored, deduped = await anyio.to_thread.run_sync(inspect_and_commit)
+            if received.size <= INLINE_BYTES:
+                stored, deduped = inspect_and_commit()  # see INLINE_BYTES
+            else:
+                stored, deduped = await anyio.to_thread.run_sync(inspect_and_commit)
         except ContentRejectedError as exc:
             self._stats.count_rejected_upload()
             return JSONResponse(exc.body, status_code=422)
@@ -297,6 +306,12 @@ class _InvalidFormError(Exception):
     def __init__(self, items: list[dict[str, Any]]) -> None:
         super().__init__(items)
         self.items = items
+
+
+def _content_length(request: Request) -> int | None:
+    """The body's declared length, or None when it is absent or not a plain number."""
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isascii() and value.isdigit() else None
 
 
 def _read_form(fields: dict[str, str], purposes: tuple[str, ...]) -> _UploadForm:

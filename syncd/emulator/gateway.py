@@ -1,8 +1,16 @@
 """The raw-ASGI layer in front of the routes: bearer auth, latency, and injected faults.
 
-It plays the part of the real API's gateway. Every ``/v1`` request is counted, delayed by the
-configured latency and may get a fault; ``/_emulator`` control endpoints need the key too, but
-signed downloads (``/_emulator/signed/...``) carry their own HMAC and need no key.
+It plays the part of the real API's gateway. Every ``/v1`` request is counted, answered no
+sooner than the configured latency after it arrived, and may get a fault; ``/_emulator`` control
+endpoints need the key too, but signed downloads (``/_emulator/signed/...``) carry their own HMAC
+and need no key.
+
+Latency is the time from a request's arrival to its answer, the emulator's own work included
+(as a server that takes that long would answer): a request is handled at once and its answer
+held until then. Added on top instead, the emulator's work (a few milliseconds of one event
+loop's time per upload, queued behind its other clients) made the latency bound of a client
+sending eight requests at a time out of reach whatever the client did. A fault's request waits
+out the latency first, as before, then gets its fault.
 """
 
 from __future__ import annotations
@@ -87,9 +95,13 @@ class Gateway:
     async def _serve_api(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._stats.count_request()
         settings = self._faults.settings
-        if settings.latency_ms:
-            await anyio.sleep(settings.latency_ms / 1000)
+        answer_at = anyio.current_time() + settings.latency_ms / 1000
         kind = self._faults.draw()
+        if settings.latency_ms:
+            if kind is None:
+                send = _answering_at(send, answer_at)
+            else:
+                await anyio.sleep_until(answer_at)
         if kind in JOB_FAULT_KINDS:
             # Not a fault of this request: the job it creates (if it creates one) gets it, and
             # the jobs endpoint counts it then.
@@ -184,6 +196,17 @@ def _is_target(kind: str, scope: Scope) -> bool:
     if kind == "job-create-hang":
         return method == "POST" and path in ("/v1/batch/jobs", "/v1/ocr")
     return method == "GET" and path.startswith("/v1/files/") and path.endswith("/content")
+
+
+def _answering_at(send: Send, answer_at: float) -> Send:
+    """``send`` that holds the answer's start until ``answer_at`` (anyio's clock)."""
+
+    async def held(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            await anyio.sleep_until(answer_at)
+        await send(message)
+
+    return held
 
 
 def _stalling(send: Send) -> Send:

@@ -423,7 +423,7 @@ def record_failure(
     s: Session,
     local_id: int,
     *,
-    error: str,
+    error: str | None,
     next_attempt_at: datetime | None,
     give_up: bool,
     now: datetime,

@@ -4,15 +4,23 @@ The database is the queue. The dispatcher claims ``pending`` rows whose next att
 claim records the upload intent), hands them to the pool, and sleeps until the doorbell rings
 or the next retry falls due. A worker runs one file's upload
 (:class:`~syncd.upload.transaction.FileUpload`), whose outcome is written back to the row
-(:mod:`~syncd.upload.success`, :mod:`~syncd.upload.failures`); after a success the worker
-claims the next due row in the same transaction and goes on with it (the dispatcher only fills
-free workers, and paces probes during an outage: one at a time through the
+(:mod:`~syncd.upload.success`, :mod:`~syncd.upload.failures`); a success's transaction claims
+the worker's next due rows, and the worker goes on with them (the dispatcher only fills free
+workers, and paces probes during an outage: one at a time through the
 :class:`~syncd.outage.OutageGate`, so an outage of hours fails no file).
+
+A worker keeps one claimed row in reserve: while a success is being written (on a recorder
+thread, see :meth:`~syncd.upload.success.Successes.submit`) it already sends the next file,
+whose intent an earlier transaction committed; at 50 ms a request, writing an outcome before
+each send had cost a tenth of every round. A reserve the worker will not send after all (the
+uploader is stopping, or the API went down meanwhile) is put back, due at once, its attempt
+given back.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
@@ -30,7 +38,7 @@ from syncd.upload.failures import Failures
 from syncd.upload.rows import RowWriter
 from syncd.upload.success import Successes
 from syncd.upload.transaction import FileUpload
-from syncd.upload.work import UploadEvent, UploadSettings, Work
+from syncd.upload.work import Uploaded, UploadEvent, UploadSettings, Work
 
 __all__ = ["Uploader"]
 
@@ -40,6 +48,8 @@ log = structlog.get_logger(__name__)
 _DISPATCH_RETRY = 1.0
 #: Longest pause between two tries of a store that keeps failing.
 _DISPATCH_RETRY_MAX = 30.0
+#: Claimed rows a worker holds besides the one it is sending (see the module docstring).
+_RESERVE = 1
 
 
 class Uploader:
@@ -47,7 +57,9 @@ class Uploader:
 
     Threads: ``start`` runs the dispatcher on ``syncd-dispatch`` (``drain`` runs it on the
     caller's thread instead, for ``syncd sync``); uploads run on the pool's ``syncd-upload-N``
-    workers; ``wake``, ``stop``, ``inflight`` and ``gate`` may be used from any thread.
+    workers, successes are written on ``syncd-record-N`` threads (see
+    :class:`~syncd.upload.success.Successes`); ``wake``, ``stop``, ``inflight`` and ``gate``
+    may be used from any thread.
     Locks: ``_inflight_lock`` guards the set of running uploads; the gate has its own.
     """
 
@@ -83,7 +95,7 @@ class Uploader:
         self._failures = Failures(
             rows, self.gate, settings, clock=clock, on_event=on_event, on_changed=on_changed
         )
-        successes = Successes(
+        self._successes = successes = Successes(
             rows,
             files,
             self.gate,
@@ -91,6 +103,7 @@ class Uploader:
             on_event=on_event,
             deletions_lock=deletions_lock or threading.Lock(),
             claim_next=self._claim_next,
+            recorders=settings.concurrency,
         )
         self._one = FileUpload(
             store,
@@ -132,6 +145,7 @@ class Uploader:
             running = list(self._inflight)
         done = all(self._wait(f, grace) for f in running)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._successes.shutdown()
         return done
 
     @staticmethod
@@ -268,46 +282,96 @@ class Uploader:
             self._inflight.discard(future)
         self._doorbell.set()
 
-    # -- one upload -----------------------------------------------------------------------------
+    # -- one upload ---------------------------------------------------------------------------
 
     def _upload_guarded(self, first: Work, probe: bool) -> None:
-        # A worker whose upload succeeded claims the next due row in the same transaction and
-        # carries on with it: one store write and no trip through the dispatcher per file.
-        work: Work | None = first
-        while work is not None:
-            current, work = work, None
-            self.gate.admit(current.ticket)
-            try:
-                work = self._one.run(current.record, current.folder, current.claimed)
-            except StoreError as exc:
-                # Nothing was settled: the row goes back to the queue (once the store takes
-                # writes).
-                self._failures.retry_later(current.record, current.folder, exc)
-            except Exception as exc:
-                log.exception(
-                    "upload_crashed", folder=current.folder.name, path=current.record.rel_path
-                )
-                self._failures.retry_later(current.record, current.folder, exc)
-            finally:
-                self.gate.dismiss()
-                if probe:
-                    self.gate.release()  # no-op when the outcome already told the gate
-                    probe = False
+        """Upload ``first``, then the rows each success claims, until none is claimed.
 
-    def _claim_next(self, s: Session) -> Work | None:
-        """The next due row for the calling worker, claimed in its transaction; None while
-        stopping or during an outage (then the dispatcher paces the uploads)."""
+        A success is written while the next row (the reserve) is sent: see the module
+        docstring. The worker ends only once its last success is written.
+        """
+        reserve: deque[Work] = deque([first])
+        recording: tuple[Uploaded, Future[list[Work]]] | None = None
+        while reserve or recording is not None:
+            if not reserve:
+                assert recording is not None
+                reserve.extend(self._recorded(*recording))
+                recording = None
+                continue
+            current = reserve.popleft()
+            if not probe and (self._stopping.is_set() or self.gate.is_open):
+                self._put_back(current)
+                continue
+            uploaded = self._upload_one(current, probe)
+            probe = False
+            if uploaded is None:
+                continue
+            if recording is not None:
+                # Written while this upload was sent: its rows join the reserve.
+                reserve.extend(self._recorded(*recording))
+            recording = (
+                uploaded,
+                self._successes.submit(uploaded, claim=max(0, _RESERVE + 1 - len(reserve))),
+            )
+
+    def _upload_one(self, work: Work, probe: bool) -> Uploaded | None:
+        """Upload one claimed row: the success to record, or None when the attempt was
+        recorded as something else (a failure is written before this returns)."""
+        self.gate.admit(work.ticket)
+        try:
+            uploaded = self._one.run(work)
+            if uploaded is not None:
+                # Before dismiss: the gate judges the answer as of the request's admission.
+                self.gate.succeeded()
+            return uploaded
+        except StoreError as exc:
+            # Nothing was settled: the row goes back to the queue (once the store takes writes).
+            self._failures.retry_later(work.record, work.folder, exc)
+        except Exception as exc:
+            log.exception("upload_crashed", folder=work.folder.name, path=work.record.rel_path)
+            self._failures.retry_later(work.record, work.folder, exc)
+        finally:
+            self.gate.dismiss()
+            if probe:
+                self.gate.release()  # no-op when the outcome already told the gate
+        return None
+
+    def _recorded(self, uploaded: Uploaded, writing: Future[list[Work]]) -> list[Work]:
+        """Wait for a success's write; the rows it claimed. A write that failed puts the row
+        back in the queue (its intent kept: the next attempt adopts the upload)."""
+        try:
+            return writing.result()
+        except StoreError as exc:
+            self._failures.retry_later(uploaded.work.record, uploaded.work.folder, exc)
+        except Exception as exc:
+            work = uploaded.work
+            log.exception(
+                "upload_record_crashed", folder=work.folder.name, path=work.record.rel_path
+            )
+            self._failures.retry_later(work.record, work.folder, exc)
+        return []
+
+    def _put_back(self, work: Work) -> None:
+        try:
+            self._failures.put_back(work.record, work.folder, work.claimed)
+        except StoreError as exc:
+            # Left claimed: the next start puts it back (and looks for it on the server first).
+            log.warning("store_unavailable", error=str(exc), path=work.record.rel_path)
+
+    def _claim_next(self, s: Session, limit: int) -> list[Work]:
+        """Up to ``limit`` due rows for the calling worker, claimed in its transaction; none
+        while stopping or during an outage (then the dispatcher paces the uploads)."""
         ticket = self.gate.ticket()  # before the check: see OutageGate.ticket
-        if self._stopping.is_set() or self.gate.is_open:
-            return None
+        if limit <= 0 or self._stopping.is_set() or self.gate.is_open:
+            return []
         folders = self._folders()
         now = self._clock()
         claimed = repo.claim_due_uploads(
             s,
             now=now,
-            limit=1,
+            limit=limit,
             folders=list(folders),
             node=self._settings.node,
             sent_name=sent_filename,
         )
-        return Work(claimed[0], folders[claimed[0].folder], now, ticket) if claimed else None
+        return [Work(record, folders[record.folder], now, ticket) for record in claimed]

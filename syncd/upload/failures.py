@@ -159,6 +159,31 @@ class Failures:
             )
         )
 
+    def put_back(self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime) -> None:
+        """A row claimed at ``claimed`` that will not be sent after all (see the dispatcher's
+        reserve): ``pending`` again, due at once, its attempt given back and its error kept. An
+        intent from an earlier attempt stays (that upload may still turn up); its own goes."""
+        earlier = record.intent_started_at is not None and record.intent_started_at != claimed
+
+        def write(s: Session) -> LocalFileRecord | None:
+            taken = self._rows.claim_lost(s, record, "")
+            if taken is None:
+                repo.record_failure(
+                    s,
+                    record.id,
+                    error=record.last_error,
+                    next_attempt_at=None,
+                    give_up=False,
+                    keep_intent=earlier,
+                    count_attempt=False,
+                    expect_sha256=record.sha256,
+                    now=self._clock(),
+                )
+            return taken
+
+        if self._rows.persist(write) is None:
+            log.debug("upload_put_back", folder=folder.name, path=record.rel_path)
+
     def quarantine(
         self, record: LocalFileRecord, folder: FolderSpec, exc: ApiError | UsageError
     ) -> None:

@@ -1,20 +1,27 @@
 """A successful upload: recorded with its remote file id, and what follows from it.
 
-In the transaction that records it, the worker claims the next due row (no trip through the
+The transaction that records it claims the worker's next due rows too (no trip through the
 dispatcher per file). With ``on_change = "replace"`` the version it superseded is deleted; an
 upload that landed after another node took the row over (fleet mode) is discarded.
+
+The worker does not wait for it: :meth:`Successes.submit` writes it on a recorder thread while
+the worker sends the row it holds in reserve (claimed, its intent committed, by an earlier
+success). Until the write is committed the upload is what a crash mid-request leaves: a row
+``uploading`` with its intent, adopted on the next start. Its log line and event follow the
+commit, so no file id is announced before it is recorded.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 
 import structlog
 from sqlalchemy.orm import Session
 
-from syncd.api import FileInfo, Files
+from syncd.api import Files
 from syncd.domain import LocalState
 from syncd.errors import (
     ApiError,
@@ -25,7 +32,7 @@ from syncd.pipeline import FolderSpec
 from syncd.store import repo
 from syncd.store.records import LocalFileRecord
 from syncd.upload.rows import RowWriter
-from syncd.upload.work import UploadEvent, Work
+from syncd.upload.work import Uploaded, UploadEvent, Work
 
 log = structlog.get_logger(__name__)
 
@@ -36,8 +43,11 @@ __all__ = ["Successes"]
 class Successes:
     """Records successful uploads; see the module docstring.
 
-    Threads: the upload workers. Locks: ``deletions_lock``, from a superseded version's delete
-    request to its store write (the remote reconcile takes it too, see :mod:`syncd.reconcile`).
+    Threads: :meth:`submit` is called by the upload workers; the writes run on the recorder
+    pool's ``syncd-record-N`` threads (as many as workers: each worker has at most one write
+    pending, so none ever queues behind another). Locks: ``deletions_lock``, from a superseded
+    version's delete request to its store write (the remote reconcile takes it too, see
+    :mod:`syncd.reconcile`); writes are grouped by the row writer's group commit.
     """
 
     def __init__(
@@ -49,7 +59,8 @@ class Successes:
         clock: Callable[[], datetime],
         on_event: Callable[[UploadEvent], None],
         deletions_lock: threading.Lock,
-        claim_next: Callable[[Session], Work | None],
+        claim_next: Callable[[Session, int], list[Work]],
+        recorders: int,
     ) -> None:
         self._rows = rows
         self._files = files
@@ -57,20 +68,34 @@ class Successes:
         self._clock = clock
         self._on_event = on_event
         self._deletions_lock = deletions_lock
-        #: The dispatcher's claim of the next due row, made in the success's transaction.
+        #: The dispatcher's claim of the next due rows, made in the success's transaction.
         self._claim_next = claim_next
+        self._recorders = ThreadPoolExecutor(
+            max_workers=recorders, thread_name_prefix="syncd-record"
+        )
 
-    def record_success(
-        self, record: LocalFileRecord, folder: FolderSpec, info: FileInfo, *, action: str
-    ) -> Work | None:
-        """Record the upload; in the same transaction, claim the next due row (see
-        the dispatcher's ``claim_next``) and return it."""
-        self._gate.succeeded()
+    def submit(self, uploaded: Uploaded, *, claim: int) -> Future[list[Work]]:
+        """:meth:`record_success` on a recorder thread; the future holds the rows it claimed."""
+        return self._recorders.submit(self.record_success, uploaded, claim=claim)
+
+    def shutdown(self) -> None:
+        """No more writes will be submitted (those submitted still run)."""
+        self._recorders.shutdown(wait=False)
+
+    def record_success(self, uploaded: Uploaded, *, claim: int) -> list[Work]:
+        """Record the upload; in the same transaction, claim up to ``claim`` due rows (see the
+        dispatcher's ``claim_next``) and return them."""
+        record, folder, info, action = (
+            uploaded.work.record,
+            uploaded.work.folder,
+            uploaded.info,
+            uploaded.action,
+        )
         now = self._clock()
         sha256 = record.sha256
         assert sha256 is not None
 
-        def write(s: Session) -> tuple[list[str], Work | None] | LocalFileRecord:
+        def write(s: Session) -> tuple[list[str], list[Work]] | LocalFileRecord:
             current, taken = self._rows.read_claim(s, record, info.id)
             if taken is not None:
                 return taken
@@ -87,12 +112,12 @@ class Successes:
                 action=action,
                 current=current,
             )
-            return superseded, self._claim_next(s)
+            return superseded, self._claim_next(s, claim)
 
         written = self._rows.persist(write)
         if isinstance(written, LocalFileRecord):
             self._after_lost_claim(written, folder, info.id)
-            return None
+            return []
         superseded, following = written
         outcome = "adopted" if action == "adopt" else "uploaded"
         log.info(

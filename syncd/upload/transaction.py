@@ -3,8 +3,9 @@
 Exactly once: an intent that may have reached the server (a crash mid-request, or an answer lost
 after the body was sent) is kept on the row. Before sending again, the upload looks for that
 upload on the server (same name and size, created since the intent), checks its bytes hash to the
-row's sha256, and adopts it instead of uploading a duplicate. Every outcome is written by
-:mod:`~syncd.upload.success` and :mod:`~syncd.upload.failures`.
+row's sha256, and adopts it instead of uploading a duplicate. A failure is written here, by
+:mod:`~syncd.upload.failures`; a success is handed back to the worker, whose
+:mod:`~syncd.upload.success` writes it while the worker sends its next file.
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ from syncd.errors import (
 )
 from syncd.hashing import DigestingReader, open_unchanged
 from syncd.outage import OutageGate
-from syncd.pipeline import FolderSpec
 from syncd.retry import is_retryable, retry_after_of, retry_delay
 from syncd.store import Store, repo
 from syncd.store.records import LocalFileRecord
 from syncd.upload.failures import Failures, may_have_landed
 from syncd.upload.success import Successes
-from syncd.upload.work import UploadSettings, Work
+from syncd.upload.work import Uploaded, UploadSettings, Work
 
 __all__ = ["ADOPT_SKEW", "FileUpload"]
 
@@ -76,8 +76,10 @@ class FileUpload:
         self._failures = failures
         self._clock = clock
 
-    def run(self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime) -> Work | None:
-        """Upload one claimed row and record the outcome; the next row to upload, if claimed."""
+    def run(self, work: Work) -> Uploaded | None:
+        """Upload one claimed row: a failure is recorded; a success is returned, to be recorded
+        by the caller (see :class:`~syncd.upload.success.Successes`)."""
+        record, folder = work.record, work.folder
         path = folder.root / record.rel_path
         assert record.sha256 is not None, "only hashed rows are queued"
         log.debug(
@@ -97,17 +99,16 @@ class FileUpload:
             self._failures.changed(record, folder, str(exc))
             return None
         with opened:
-            return self._send(record, folder, claimed, DigestingReader(opened, str(path)))
+            return self._send(work, DigestingReader(opened, str(path)))
 
-    def _send(
-        self, record: LocalFileRecord, folder: FolderSpec, claimed: datetime, body: DigestingReader
-    ) -> Work | None:
+    def _send(self, work: Work, body: DigestingReader) -> Uploaded | None:
         """:meth:`run` once the file is open: send ``body``, then check what was sent."""
+        record, folder = work.record, work.folder
         filename = PurePosixPath(record.rel_path).name
         intent = record.intent_started_at
         # Whether an earlier attempt may still turn up on the server (until looked for): the
         # claim keeps an earlier intent and records its own time only when there was none.
-        earlier_unsettled = intent is not None and intent != claimed
+        earlier_unsettled = intent is not None and intent != work.claimed
         if intent is not None and earlier_unsettled:
             # Look for the name as it was sent (recorded with the intent; an intent recorded
             # before syncd kept that holds the local name): the client may percent-encode it.
@@ -120,7 +121,7 @@ class FileUpload:
                 self._failures.retry_later(record, folder, exc)
                 return None
             if adopted is not None:
-                return self._successes.record_success(record, folder, adopted, action="adopt")
+                return Uploaded(work, adopted, action="adopt")
             earlier_unsettled = False
 
         started = self._clock()
@@ -161,7 +162,7 @@ class FileUpload:
             path=record.rel_path,
             duration_ms=int((self._clock() - started).total_seconds() * 1000),
         )
-        return self._successes.record_success(record, folder, info, action="upload")
+        return Uploaded(work, info, action="upload")
 
     def _look_for_earlier_upload(
         self, record: LocalFileRecord, filename: str, intent: datetime

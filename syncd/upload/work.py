@@ -1,15 +1,17 @@
-"""The uploader's vocabulary: its settings, the events it reports, and one claimed row."""
+"""The uploader's vocabulary: its settings, the events it reports, one claimed row, and one
+upload the server accepted."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from syncd.api import FileInfo
 from syncd.pipeline import FolderSpec
 from syncd.retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from syncd.store.records import LocalFileRecord
 
-__all__ = ["TRANSIENT_ATTEMPTS_FACTOR", "UploadEvent", "UploadSettings", "Work"]
+__all__ = ["TRANSIENT_ATTEMPTS_FACTOR", "UploadEvent", "UploadSettings", "Uploaded", "Work"]
 
 #: Transient failures (no answer, 429, 5xx) a file may have, in multiples of ``max_attempts``:
 #: a healthy API failing 30% of requests must not make files give up.
@@ -62,3 +64,13 @@ class Work:
     claimed: datetime
     #: The outage gate's ticket taken before the claim (None for a probe: judged as of now).
     ticket: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Uploaded:
+    """A claimed row the server accepted (or an earlier attempt of it, found and adopted), its
+    outcome not written yet (see :class:`~syncd.upload.success.Successes`)."""
+
+    work: Work
+    info: FileInfo
+    action: str  # upload | adopt
