@@ -1,5 +1,6 @@
-"""Group commit of upload outcomes (syncd.upload.rows): writes that arrive while another worker is
-writing share one transaction; a write alone runs at once; a failed group loses no outcome.
+"""Group commit of upload outcomes (syncd.upload.rows, syncd.upload.recorder): writes that arrive
+while another is written share one transaction; a write alone runs at once; a failed group loses
+no outcome.
 
 Real threads on a real SQLite store; the writes are plain functions of the session, as the
 upload workers' are.
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from syncd.errors import StoreError
 from syncd.store import Store
+from syncd.upload.recorder import Recorder
 from syncd.upload.rows import GroupCommit, RowWriter
 from syncd.upload.work import UploadSettings
 from tests.support import wait_until
@@ -138,3 +140,58 @@ def test_a_failed_group_loses_no_outcome(store: Store) -> None:
     assert outcomes["good2"] == "good2"
     assert isinstance(outcomes["bad"], StoreError)
     assert _keys(store) == {"first", "good1", "good2"}
+
+
+def test_the_recorder_writes_successes_queued_together_in_one_transaction(store: Store) -> None:
+    """Successes handed to the recorder while it writes one are committed together by its one
+    thread; each future holds what follows its own commit, and the caller never waits."""
+    recorder = Recorder(RowWriter(store, UploadSettings(), threading.Event()))
+    sessions: list[Session] = []
+    slow = _Slow(_note("first", sessions))
+    written_on: list[str] = []
+
+    def then(key: str) -> str:
+        written_on.append(threading.current_thread().name)
+        return key.upper()
+
+    first = recorder.submit(slow, then)
+    assert slow.started.wait(10)
+    queued = {f"s{n}": recorder.submit(_note(f"s{n}", sessions), then) for n in range(5)}
+    assert not any(future.done() for future in queued.values())
+    slow.release.set()
+    assert first.result(10) == "FIRST"
+    assert {key: future.result(10) for key, future in queued.items()} == {
+        key: key.upper() for key in queued
+    }
+    assert len(sessions) == 6
+    assert len({id(s) for s in sessions}) == 2, "the five queued successes shared one transaction"
+    assert set(written_on) == {"syncd-record"}
+    assert _keys(store) == {"first", *queued}
+    recorder.close()
+
+
+def test_a_success_whose_write_fails_leaves_the_others_written(store: Store) -> None:
+    """One write of a recorder's group fails: its future holds the error, the others are
+    committed (each alone after the group was rolled back)."""
+    stopping = threading.Event()
+    stopping.set()  # a write the store refuses is reported at once, not tried again later
+    recorder = Recorder(RowWriter(store, UploadSettings(), stopping))
+    slow = _Slow(_note("first", []))
+
+    def failing(s: Session) -> str:
+        s.execute(_NOTE, {"key": "bad", "value": "x"})
+        raise StoreError("this outcome cannot be written")
+
+    first = recorder.submit(slow, str)
+    assert slow.started.wait(10)
+    good = recorder.submit(_note("good1", []), str)
+    bad = recorder.submit(failing, str)
+    after = recorder.submit(_note("good2", []), str)
+    slow.release.set()
+    assert (first.result(10), good.result(10), after.result(10)) == ("first", "good1", "good2")
+    assert isinstance(bad.exception(10), StoreError)
+    assert _keys(store) == {"first", "good1", "good2"}
+    recorder.close()
+    # Closed: a late success is written on its caller's thread, not lost.
+    assert recorder.submit(_note("late", []), str).result(0) == "late"
+    assert "late" in _keys(store)

@@ -46,6 +46,7 @@ from syncd.daemon.scheduled import ScheduledWork
 from syncd.daemon.watching import FolderWatching
 from syncd.engine import Engine
 from syncd.fleet_runtime import FleetRuntime, StateDatabaseMonitor
+from syncd.memory import QuietTrim
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.results.specs import results_specs
@@ -245,17 +246,23 @@ class Daemon:
             )
             read_model.refresh_status(notify=False)
             self._notifier.ready(read_model.status_line())
-            self._main_loop(read_model, watching, reloader)
+            self._main_loop(read_model, watching, reloader, engine)
             self._notifier.stopping()
             log.info("daemon_stopping")
         log.info("daemon_stopped")
         return 0
 
     def _main_loop(
-        self, read_model: LiveReadModel, watching: FolderWatching, reloader: Reloader
+        self,
+        read_model: LiveReadModel,
+        watching: FolderWatching,
+        reloader: Reloader,
+        engine: Engine,
     ) -> None:
         last_ping = last_status = 0.0
+        trim = QuietTrim()
         while not self._should_exit.wait(timeout=_TICK):
+            trim.tick(quiet=engine.uploader.inflight == 0)
             if self._should_reload.is_set():
                 self._should_reload.clear()
                 reloader.reload()

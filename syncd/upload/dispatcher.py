@@ -9,8 +9,8 @@ the worker's next due rows, and the worker goes on with them (the dispatcher onl
 workers, and paces probes during an outage: one at a time through the
 :class:`~syncd.outage.OutageGate`, so an outage of hours fails no file).
 
-A worker keeps one claimed row in reserve: while a success is being written (on a recorder
-thread, see :meth:`~syncd.upload.success.Successes.submit`) it already sends the next file,
+A worker keeps one claimed row in reserve: while a success is being written (on the recorder's
+thread, see :mod:`~syncd.upload.recorder`) it already sends the next file,
 whose intent an earlier transaction committed; at 50 ms a request, writing an outcome before
 each send had cost a tenth of every round. A reserve the worker will not send after all (the
 uploader is stopping, or the API went down meanwhile) is put back, due at once, its attempt
@@ -57,9 +57,9 @@ class Uploader:
 
     Threads: ``start`` runs the dispatcher on ``syncd-dispatch`` (``drain`` runs it on the
     caller's thread instead, for ``syncd sync``); uploads run on the pool's ``syncd-upload-N``
-    workers, successes are written on ``syncd-record-N`` threads (see
-    :class:`~syncd.upload.success.Successes`); ``wake``, ``stop``, ``inflight`` and ``gate``
-    may be used from any thread.
+    workers, successes are written on the ``syncd-record`` thread (see
+    :mod:`~syncd.upload.recorder`); ``wake``, ``stop``, ``inflight`` and ``gate`` may be used
+    from any thread.
     Locks: ``_inflight_lock`` guards the set of running uploads; the gate has its own.
     """
 
@@ -103,7 +103,6 @@ class Uploader:
             on_event=on_event,
             deletions_lock=deletions_lock or threading.Lock(),
             claim_next=self._claim_next,
-            recorders=settings.concurrency,
         )
         self._one = FileUpload(
             store,
@@ -145,7 +144,7 @@ class Uploader:
             running = list(self._inflight)
         done = all(self._wait(f, grace) for f in running)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._successes.shutdown()
+        self._successes.close()
         return done
 
     @staticmethod

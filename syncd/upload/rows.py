@@ -6,17 +6,18 @@ write (locked past its busy timeout, a full disk) makes the worker wait and writ
 Group commit (:class:`GroupCommit`): workers whose outcomes arrive while another worker is
 writing queue theirs; the next of them to lead runs every write queued at that moment in one
 transaction and commits them together. Each worker waits until its write is committed, so
-nothing it does next (the log line, the event, the next upload, whose intent the same write
-claimed) happens before its outcome is durable. Eight workers finishing together cost one
-transaction instead of eight turns on the store's write lock. A batch that fails in any way is
-rolled back whole, and each of its writes is then run alone in its worker's own transaction,
-exactly as without grouping, so one bad write cannot lose another's outcome.
+nothing it does next (its log line, its event) happens before its outcome is durable. Workers
+finishing together cost one transaction instead of a turn each on the store's write lock. A
+batch that fails in any way is rolled back whole, and each of its writes is then run alone in
+its worker's own transaction, exactly as without grouping, so one bad write cannot lose
+another's outcome. Successes take the same way in groups of their own, from one thread
+(:meth:`RowWriter.persist_all`, called by :mod:`~syncd.upload.recorder`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypeVar, cast
 
 import structlog
@@ -34,14 +35,14 @@ log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["GroupCommit", "RowWriter"]
+__all__ = ["GROUP_MAX", "GroupCommit", "RowWriter"]
 
 #: Waits between tries to write an outcome to a store that refuses writes (locked, disk full).
 _STORE_RETRY_FIRST = 0.5
 _STORE_RETRY_MAX = 10.0
 #: Most writes committed in one transaction (a batch is whatever is queued when the leader
 #: starts one; this only bounds how long the first of them waits).
-_GROUP_MAX = 64
+GROUP_MAX = 64
 
 
 class _Queued:
@@ -101,7 +102,7 @@ class GroupCommit:
         # The leader's own write is first in the queue: queued when nobody led (the queue is
         # empty then), or the oldest one when the lead was handed to it.
         with self._lock:
-            batch, self._queue = self._queue[:_GROUP_MAX], self._queue[_GROUP_MAX:]
+            batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
         values: list[object] | None = None
         try:
             with self._store.session() as s:
@@ -184,6 +185,26 @@ class RowWriter:
             current.state is LocalState.UPLOADED and current.sha256 == record.sha256
         )
         return current, (current if claimed_elsewhere or recorded_elsewhere else None)
+
+    def persist_all(self, writes: Sequence[Callable[[Session], T]]) -> list[T | Exception]:
+        """Each write's value, or the error that failed it (see :meth:`persist`).
+
+        On SQLite they share one transaction; should it fail, or on a server database (where a
+        transaction holding several rows' locks deadlocked with other nodes), each runs alone.
+        """
+        if self._group is not None and len(writes) > 1:
+            try:
+                with self._store.session() as s:
+                    return [write(s) for write in writes]
+            except Exception as exc:  # noqa: BLE001 - each write is run again alone below
+                log.debug("group_commit_rolled_back", writes=len(writes), error=str(exc))
+        written: list[T | Exception] = []
+        for write in writes:
+            try:
+                written.append(self.persist(write))
+            except Exception as exc:  # noqa: BLE001 - that write's own outcome, for its caller
+                written.append(exc)
+        return written
 
     def persist(self, write: Callable[[Session], T]) -> T:
         """Run ``write`` in one store transaction, waiting out a store that refuses it.

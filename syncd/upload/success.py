@@ -4,18 +4,19 @@ The transaction that records it claims the worker's next due rows too (no trip t
 dispatcher per file). With ``on_change = "replace"`` the version it superseded is deleted; an
 upload that landed after another node took the row over (fleet mode) is discarded.
 
-The worker does not wait for it: :meth:`Successes.submit` writes it on a recorder thread while
-the worker sends the row it holds in reserve (claimed, its intent committed, by an earlier
-success). Until the write is committed the upload is what a crash mid-request leaves: a row
-``uploading`` with its intent, adopted on the next start. Its log line and event follow the
-commit, so no file id is announced before it is recorded.
+The worker does not wait for it: :meth:`Successes.submit` hands it to the
+:class:`~syncd.upload.recorder.Recorder` while the worker sends the row it holds in reserve
+(claimed, its intent committed, with an earlier success). Until the write is committed the
+upload is what a crash mid-request leaves: a row ``uploading`` with its intent, adopted on the
+next start. Its log line and event follow the commit, so no file id is announced before it is
+recorded.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from datetime import datetime
 
 import structlog
@@ -31,6 +32,7 @@ from syncd.outage import OutageGate
 from syncd.pipeline import FolderSpec
 from syncd.store import repo
 from syncd.store.records import LocalFileRecord
+from syncd.upload.recorder import Recorder
 from syncd.upload.rows import RowWriter
 from syncd.upload.work import Uploaded, UploadEvent, Work
 
@@ -43,11 +45,10 @@ __all__ = ["Successes"]
 class Successes:
     """Records successful uploads; see the module docstring.
 
-    Threads: :meth:`submit` is called by the upload workers; the writes run on the recorder
-    pool's ``syncd-record-N`` threads (as many as workers: each worker has at most one write
-    pending, so none ever queues behind another). Locks: ``deletions_lock``, from a superseded
+    Threads: :meth:`submit` is called by the upload workers; the writes and what follows them
+    run on the recorder's ``syncd-record`` thread. Locks: ``deletions_lock``, from a superseded
     version's delete request to its store write (the remote reconcile takes it too, see
-    :mod:`syncd.reconcile`); writes are grouped by the row writer's group commit.
+    :mod:`syncd.reconcile`); the recorder has its own.
     """
 
     def __init__(
@@ -60,7 +61,6 @@ class Successes:
         on_event: Callable[[UploadEvent], None],
         deletions_lock: threading.Lock,
         claim_next: Callable[[Session, int], list[Work]],
-        recorders: int,
     ) -> None:
         self._rows = rows
         self._files = files
@@ -70,27 +70,25 @@ class Successes:
         self._deletions_lock = deletions_lock
         #: The dispatcher's claim of the next due rows, made in the success's transaction.
         self._claim_next = claim_next
-        self._recorders = ThreadPoolExecutor(
-            max_workers=recorders, thread_name_prefix="syncd-record"
-        )
+        self._recorder = Recorder(rows)
 
     def submit(self, uploaded: Uploaded, *, claim: int) -> Future[list[Work]]:
-        """:meth:`record_success` on a recorder thread; the future holds the rows it claimed."""
-        return self._recorders.submit(self.record_success, uploaded, claim=claim)
-
-    def shutdown(self) -> None:
-        """No more writes will be submitted (those submitted still run)."""
-        self._recorders.shutdown(wait=False)
-
-    def record_success(self, uploaded: Uploaded, *, claim: int) -> list[Work]:
-        """Record the upload; in the same transaction, claim up to ``claim`` due rows (see the
-        dispatcher's ``claim_next``) and return them."""
-        record, folder, info, action = (
-            uploaded.work.record,
-            uploaded.work.folder,
-            uploaded.info,
-            uploaded.action,
+        """Record the upload on the recorder's thread; in the same transaction, claim up to
+        ``claim`` due rows (see the dispatcher's ``claim_next``): the future holds them."""
+        return self._recorder.submit(
+            self._write(uploaded, claim), lambda written: self._announce(uploaded, written)
         )
+
+    def close(self) -> None:
+        """No more uploads will be submitted (those submitted are still written)."""
+        self._recorder.close()
+
+    def _write(
+        self, uploaded: Uploaded, claim: int
+    ) -> Callable[[Session], tuple[list[str], list[Work]] | LocalFileRecord]:
+        """The success's store write: the superseded versions' ids and the rows claimed, or
+        the row as another node left it (fleet mode: the claim was lost)."""
+        record, info, action = uploaded.work.record, uploaded.info, uploaded.action
         now = self._clock()
         sha256 = record.sha256
         assert sha256 is not None
@@ -114,12 +112,19 @@ class Successes:
             )
             return superseded, self._claim_next(s, claim)
 
-        written = self._rows.persist(write)
+        return write
+
+    def _announce(
+        self, uploaded: Uploaded, written: tuple[list[str], list[Work]] | LocalFileRecord
+    ) -> list[Work]:
+        """What follows a committed success: its log line, its event, the versions it
+        supersedes deleted; the rows claimed with it."""
+        record, folder, info = uploaded.work.record, uploaded.work.folder, uploaded.info
         if isinstance(written, LocalFileRecord):
             self._after_lost_claim(written, folder, info.id)
             return []
         superseded, following = written
-        outcome = "adopted" if action == "adopt" else "uploaded"
+        outcome = "adopted" if uploaded.action == "adopt" else "uploaded"
         log.info(
             f"file_{outcome}",
             folder=folder.name,
