@@ -46,7 +46,7 @@ from syncd.daemon.scheduled import ScheduledWork
 from syncd.daemon.watching import FolderWatching
 from syncd.engine import Engine
 from syncd.fleet_runtime import FleetRuntime, StateDatabaseMonitor
-from syncd.memory import QuietTrim
+from syncd.memory import QuietTrim, limit_malloc_arenas
 from syncd.metrics import Metrics
 from syncd.notify import SystemdNotifier, watchdog_interval
 from syncd.results.specs import results_specs
@@ -109,6 +109,7 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def run(self) -> int:
+        limit_malloc_arenas()  # before the daemon's threads start: see syncd.memory
         with ExitStack() as stack:
             stack.enter_context(self._signal_handlers())
             store = open_store(self._config.state.database_url, threads=self._config.store_threads)
