@@ -59,6 +59,18 @@ class _Queued:
         self.value: object = None
 
 
+def _write_together(store: Store, writes: Sequence[Callable[[Session], T]]) -> list[T] | None:
+    """Run ``writes`` in one transaction: their values once it is committed, or None when any
+    of them (or the commit) failed and it was rolled back whole."""
+    try:
+        with store.session() as s:
+            written = [write(s) for write in writes]
+    except Exception as exc:  # noqa: BLE001 - the callers run each write again alone
+        log.debug("group_commit_rolled_back", writes=len(writes), error=str(exc))
+        return None
+    return written  # only once the commit at the end of the block went through
+
+
 class GroupCommit:
     """Commits the upload workers' outcome writes in groups, each group led by one of them.
 
@@ -105,11 +117,8 @@ class GroupCommit:
             batch, self._queue = self._queue[:GROUP_MAX], self._queue[GROUP_MAX:]
         values: list[object] | None = None
         try:
-            with self._store.session() as s:
-                written = [item.write(s) for item in batch]
-            values = written  # only once the commit at the end of the block went through
-        except Exception as exc:  # noqa: BLE001 - each write is run again alone by its worker
-            log.debug("group_commit_rolled_back", writes=len(batch), error=str(exc))
+            # None when rolled back: each write is then run again alone by its worker.
+            values = _write_together(self._store, [item.write for item in batch])
         finally:
             self._settle(batch, values)
 
@@ -193,11 +202,9 @@ class RowWriter:
         transaction holding several rows' locks deadlocked with other nodes), each runs alone.
         """
         if self._group is not None and len(writes) > 1:
-            try:
-                with self._store.session() as s:
-                    return [write(s) for write in writes]
-            except Exception as exc:  # noqa: BLE001 - each write is run again alone below
-                log.debug("group_commit_rolled_back", writes=len(writes), error=str(exc))
+            together = _write_together(self._store, writes)
+            if together is not None:
+                return list(together)
         written: list[T | Exception] = []
         for write in writes:
             try:
